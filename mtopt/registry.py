@@ -1,0 +1,144 @@
+"""Open registries: name -> factory for each kind of component.
+
+Kinds: ``solver``, ``backbone``, ``method``, ``umm``, ``dataset``. Names are matched case-,
+dash-, underscore- and space-insensitively (``IMTL-G`` == ``imtlg`` == ``imtl_g``).
+
+Entries are *lazy*: a built-in is registered as a ``"module:attribute"`` string and imported
+only when it is first used, so ``import mtopt``, ``mtopt --help`` and ``mtopt list`` import
+neither torch nor cvxpy.
+
+Third parties register through the ``mtopt.plugins`` entry-point group. Each entry point names a
+callable ``register(registry: Registry) -> None``, for example in a plugin's ``pyproject.toml``::
+
+    [project.entry-points."mtopt.plugins"]
+    my_plugin = "my_package.mtopt_plugin:register"
+
+and ``register`` calls ``registry.register("solver", "my-solver", "my_package.solver:solve",
+"one-line description")``. See ``plugins/mtopt-example-plugin``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any
+
+from mtopt.errors import InputError, UnknownNameError
+
+KINDS = ("solver", "backbone", "method", "umm", "dataset")
+ENTRY_POINT_GROUP = "mtopt.plugins"
+
+
+def normalize(name: str) -> str:
+    """Canonical lookup key: lower case, without ``-``, ``_`` and spaces."""
+    return re.sub(r"[-_\s]", "", str(name)).lower()
+
+
+@dataclass
+class Entry:
+    """One registered component. ``target`` is the object itself or a ``"module:attr"`` path."""
+
+    kind: str
+    name: str
+    target: Any
+    description: str
+    citation: str = ""
+    source: str = "mtopt"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def load(self) -> Any:
+        """Import (once) and return the registered object."""
+        if isinstance(self.target, str):
+            module_name, _, attr = self.target.partition(":")
+            obj: Any = importlib.import_module(module_name)
+            for part in attr.split(".") if attr else []:
+                obj = getattr(obj, part)
+            self.target = obj
+        return self.target
+
+
+class Registry:
+    """Name -> :class:`Entry` maps, one per kind, with plugin discovery on first use."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, dict[str, Entry]] = {k: {} for k in KINDS}
+        self._plugins_loaded = False
+        self._loading_source = "mtopt"
+
+    def register(
+        self,
+        kind: str,
+        name: str,
+        target: Any,
+        description: str,
+        citation: str = "",
+        **meta: Any,
+    ) -> None:
+        """Register ``target`` (object or ``"module:attr"``) under ``name`` for ``kind``.
+
+        Registering a name twice replaces the earlier entry (a plugin may override a built-in).
+        """
+        if kind not in self._entries:
+            raise ValueError(f"unknown registry kind {kind!r} (known: {', '.join(KINDS)})")
+        key = normalize(name)
+        if not key:
+            raise ValueError("a registered name must not be empty")
+        self._entries[kind][key] = Entry(
+            kind, name, target, description, citation, self._loading_source, dict(meta)
+        )
+
+    def _ensure_plugins(self) -> None:
+        if self._plugins_loaded:
+            return
+        self._plugins_loaded = True
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            hook: Callable[[Registry], None] = ep.load()
+            self._loading_source = ep.value.split(":")[0].split(".")[0]
+            try:
+                hook(self)
+            finally:
+                self._loading_source = "mtopt"
+
+    def entries(self, kind: str) -> list[Entry]:
+        """All entries of ``kind``, sorted by name."""
+        self._ensure_plugins()
+        if kind not in self._entries:
+            raise InputError(f"unknown kind {kind!r} (known: {', '.join(KINDS)})")
+        return sorted(self._entries[kind].values(), key=lambda e: e.name)
+
+    def names(self, kind: str) -> list[str]:
+        """Registered display names of ``kind``, sorted."""
+        return [e.name for e in self.entries(kind)]
+
+    def entry(self, kind: str, name: str) -> Entry:
+        """The entry for ``name``; :class:`UnknownNameError` lists the known names."""
+        self._ensure_plugins()
+        found = self._entries.get(kind, {}).get(normalize(name))
+        if found is None:
+            known = ", ".join(self.names(kind))
+            raise UnknownNameError(f"unknown {kind} {name!r} (known: {known})")
+        return found
+
+    def get(self, kind: str, name: str) -> Any:
+        """Load and return the object registered as ``name``."""
+        return self.entry(kind, name).load()
+
+    def has(self, kind: str, name: str) -> bool:
+        """Whether ``name`` is registered for ``kind``."""
+        self._ensure_plugins()
+        return normalize(name) in self._entries.get(kind, {})
+
+
+registry = Registry()
+
+
+def register(kind: str, name: str, target: Any, description: str, citation: str = "", **meta: Any):
+    """Register into the global registry (see :meth:`Registry.register`)."""
+    registry.register(kind, name, target, description, citation, **meta)
+
+
+# Built-ins are declared in one place, as lazy strings (no heavy import here).
+from mtopt import _builtins  # noqa: E402,F401
