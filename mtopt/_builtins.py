@@ -1,19 +1,11 @@
-"""Declarations of mtopt's built-in components (lazy ``module:attr`` targets).
-
-Each line is the only place a built-in is named; adding a component = one file + one line here.
-Third-party components register the same way through the ``mtopt.plugins`` entry points.
-"""
+"""Built-in components are declared in one small catalog module per area, each registering
+lazy ``"module:attr"`` targets (nothing heavy is imported here). Third-party components register
+the same way through the ``mtopt.plugins`` entry points."""
 
 from __future__ import annotations
 
-from mtopt.registry import registry
-
-_r = registry.register
-
-# --- alpha solver backends: callables solve(G, *, tol, **options) -> SolveResult --------------
-_r(
-    "solver",
-    "newton",
-    "mtopt.solvers.newton:solve",
-    "Exact damped Newton on f(a)=a'Ga/2-sum(log a), unit-diagonal scaling (default).",
-)
+from mtopt.data import catalog as _data  # noqa: F401
+from mtopt.methods import catalog as _methods  # noqa: F401
+from mtopt.models import catalog as _models  # noqa: F401
+from mtopt.optim import catalog as _optim  # noqa: F401
+from mtopt.solvers import catalog as _solvers  # noqa: F401

@@ -24,7 +24,6 @@ app = typer.Typer(
 )
 
 
-
 @app.callback()
 def _root() -> None:
     """Multi-task optimization for multi-task ranking models (PUB and baselines)."""

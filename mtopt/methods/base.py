@@ -60,8 +60,9 @@ def make_torch_optimizer(params: Sequence[Any], cfg: OptimizerConfig) -> torch.o
         return torch.optim.SGD(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **cfg.extra)
     from mtopt.errors import InputError
 
-    raise InputError(f"optimizer.name: unknown optimizer {cfg.name!r} (known: adam, adagrad, "
-                     "rmsprop, sgd)")
+    raise InputError(
+        f"optimizer.name: unknown optimizer {cfg.name!r} (known: adam, adagrad, rmsprop, sgd)"
+    )
 
 
 class Method:
