@@ -77,6 +77,10 @@ class SolveResult:
                 return clean(x.item())
             if isinstance(x, dict):
                 return {k: clean(v) for k, v in x.items()}
+            if isinstance(x, np.ndarray):
+                return clean(x.tolist())
+            if isinstance(x, (list, tuple)):
+                return [clean(v) for v in x]
             return x
 
         return {k: clean(v) for k, v in d.items()}
