@@ -1,0 +1,85 @@
+"""``mtopt train RECIPE [--out DIR] [--set KEY=VALUE ...] [--resume]``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from mtopt.cli import app
+
+
+def _fmt(x: float | None) -> str:
+    return "null" if x is None else f"{x:.4f}"
+
+
+@app.command("train")
+def train_cmd(
+    recipe: Path = typer.Argument(..., help="Recipe YAML file (see recipes/ and docs/recipes.md)."),
+    out: Path = typer.Option(
+        None, "--out", "-o", help="Output folder (default: output.dir, else runs/<recipe name>)."
+    ),
+    set_: list[str] = typer.Option(
+        None,
+        "--set",
+        "-s",
+        help="Override a recipe field, value parsed as YAML; repeatable "
+        "(--set train.steps=50 --set method.alpha_scale=exact).",
+    ),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue the run in the output folder from checkpoints/last.pt."
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace a finished or interrupted run in the output folder."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Train a multi-task model from a recipe; write metrics, summary.json, checkpoints, plots."""
+    import warnings
+
+    from mtopt.config import load_recipe
+
+    if resume and overwrite:
+        from mtopt.errors import InputError
+
+        raise InputError("--resume and --overwrite exclude each other; choose one")
+    rec = load_recipe(recipe, set_ or [])
+    if quiet:
+        rec.output.progress = False
+
+    def _show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
+        typer.echo(f"mtopt: warning: {message}", err=True)
+
+    warnings.showwarning = _show
+    from mtopt.train.trainer import Trainer
+
+    trainer = Trainer(rec, out, source=str(recipe))
+    summary = trainer.run(resume=resume, overwrite=overwrite)
+    tasks = summary["tasks"]
+    typer.echo(
+        f"trained {summary['method']} on {summary['model']} / {summary['data']}: "
+        f"{summary['steps']} steps in {summary['seconds']:.1f} s; best validation at epoch "
+        f"{summary['best_epoch']} (step {summary['best_step']})"
+    )
+    width = max(len("average"), *(len(t) for t in tasks))
+    typer.echo(f"  {'task'.ljust(width)}  val AUC  test AUC")
+    for t in tasks:
+        typer.echo(
+            f"  {t.ljust(width)}  {_fmt(summary['val']['auc'][t]):>7}  "
+            f"{_fmt(summary['test']['auc'][t]):>8}"
+        )
+    typer.echo(
+        f"  {'average'.ljust(width)}  {_fmt(summary['val']['auc_avg']):>7}  "
+        f"{_fmt(summary['test']['auc_avg']):>8}"
+    )
+    if summary.get("alpha"):
+        parts = [
+            f"{t} {a['mean']:.3g}" for t, a in summary["alpha"].items() if a["mean"] is not None
+        ]
+        typer.echo(f"  mean task weight: {', '.join(parts)}")
+    if summary.get("solver_status"):
+        st = ", ".join(f"{k} {v}" for k, v in summary["solver_status"].items())
+        typer.echo(f"  solver status: {st}")
+    typer.echo(
+        f"outputs in {trainer.out}/ (summary.json, metrics.csv, steps.csv, plots/, checkpoints/)"
+    )

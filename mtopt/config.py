@@ -1,0 +1,378 @@
+"""Recipes: the YAML file that describes one training run, validated with pydantic.
+
+A recipe has six sections (every field is documented in ``docs/recipes.md``)::
+
+    data:      {name: synthetic-ranking, <the dataset's keyword arguments>}
+    model:     {name: mmoe, <the backbone's keyword arguments>}
+    method:    {name: pub, solver: newton, solve_every: 1, alpha_scale: ..., umm: null,
+                <other methods' hyperparameters>}
+    optimizer: {name: adam, lr: 1e-3, weight_decay: 1e-6, batch_size: 4096, ...}
+    train:     {epochs: 1 | steps: N, seed: 0, eval_every: null, checkpoint_every: null,
+                device: cpu, max_batches_per_epoch: null, ...}
+    output:    {dir: runs/NAME, plots: true, tensorboard: false, progress: true}
+
+The defaults of ``optimizer`` are the PUB paper's (Yuan et al., ICDM 2024, Sec. VI-A3: Adam,
+learning rate 1e-3, weight decay 1e-6, batch size 4096).
+
+Every error is an :class:`mtopt.errors.InputError` whose one-line message names the file and the
+field, e.g. ``recipe.yaml: method.solver: unknown solver 'newtn' (known: ccp, newton)``.
+Component names (dataset, backbone, method, solver, UMM) are checked against the registry, and
+the free keyword arguments of ``data``, ``model`` and ``method`` against the signature of the
+registered component (:func:`check_components`).
+
+``--set a.b=value`` overrides (:func:`apply_overrides`) are applied to the parsed YAML before
+validation; the value is parsed as YAML (``--set train.steps=20``, ``--set method.umm=null``,
+``--set model.expert_dims=[64,32]``). Setting one of ``train.epochs`` / ``train.steps`` clears
+the other one of the recipe.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mtopt.errors import InputError, UnknownNameError
+
+OPTIMIZERS = ("adam", "adagrad", "rmsprop", "sgd")
+ALPHA_SCALES = ("exact", "frobenius")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class _OpenSection(BaseModel):
+    """A section with a registered ``name`` and free keyword arguments for that component."""
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+
+    name: str
+
+    def kwargs(self) -> dict[str, Any]:
+        """The free keyword arguments (everything but the declared fields)."""
+        return dict(self.model_extra or {})
+
+
+class DataConfig(_OpenSection):
+    """``data``: the registered dataset ``name`` and its keyword arguments (e.g. ``path``)."""
+
+    name: str = "synthetic-ranking"
+
+
+class ModelConfig(_OpenSection):
+    """``model``: the registered backbone ``name`` and its keyword arguments (widths…)."""
+
+    name: str = "mmoe"
+
+
+class MethodConfig(_OpenSection):
+    """``method``: the registered method ``name``; PUB's options; other hyperparameters.
+
+    ``solver``, ``solve_every``, ``alpha_scale`` and ``umm`` are passed to the method only when
+    given (``null`` = the method's own default), so a method that does not take them gets an
+    error naming the field.
+    """
+
+    name: str = "pub"
+    solver: str | None = None
+    solve_every: int | None = Field(default=None, ge=1)
+    alpha_scale: Literal["exact", "frobenius"] | None = None
+    umm: str | list[str] | None = None
+
+    @field_validator("umm", mode="before")
+    @classmethod
+    def _no_umm(cls, v: Any) -> Any:
+        if isinstance(v, str) and v.strip().lower() in ("", "none"):
+            return None
+        return None if isinstance(v, list) and not v else v
+
+    def kwargs(self) -> dict[str, Any]:
+        out = {
+            k: getattr(self, k)
+            for k in ("solver", "solve_every", "alpha_scale", "umm")
+            if getattr(self, k) is not None
+        }
+        out.update(self.model_extra or {})
+        return out
+
+
+class OptimizerSection(_Section):
+    """``optimizer``: the base optimiser (the PUB paper's defaults) and the batch size."""
+
+    name: Literal["adam", "adagrad", "rmsprop", "sgd"] = "adam"
+    lr: float = Field(default=1e-3, gt=0)
+    weight_decay: float = Field(default=1e-6, ge=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = Field(default=1e-8, gt=0)
+    batch_size: int = Field(default=4096, ge=1)
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _lower(cls, v: Any) -> Any:
+        return v.lower() if isinstance(v, str) else v
+
+    def to_optimizer_config(self) -> Any:
+        """The :class:`mtopt.methods.base.OptimizerConfig` handed to the method."""
+        from mtopt.methods.base import OptimizerConfig
+
+        return OptimizerConfig(
+            name=self.name,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            betas=tuple(self.betas),
+            eps=self.eps,
+            extra=dict(self.extra),
+        )
+
+
+class TrainConfig(_Section):
+    """``train``: length, seed, evaluation / checkpoint cadence, device."""
+
+    epochs: int | None = Field(default=None, ge=1)
+    steps: int | None = Field(default=None, ge=1)
+    seed: int = 0
+    eval_every: int | None = Field(default=None, ge=1)
+    checkpoint_every: int | None = Field(default=None, ge=1)
+    device: Literal["cpu", "cuda"] = "cpu"
+    max_batches_per_epoch: int | None = Field(default=None, ge=1)
+    eval_batch_size: int | None = Field(default=None, ge=1)
+    threads: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _length(self) -> TrainConfig:
+        if self.epochs is not None and self.steps is not None:
+            raise ValueError("give train.epochs or train.steps, not both")
+        if self.epochs is None and self.steps is None:
+            object.__setattr__(self, "epochs", 1)
+        return self
+
+
+class OutputConfig(_Section):
+    """``output``: where results go and which extras are written."""
+
+    dir: str | None = None
+    plots: bool = True
+    tensorboard: bool = False
+    progress: bool = True
+
+
+class Recipe(_Section):
+    """A whole recipe (see the module docstring)."""
+
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    method: MethodConfig = Field(default_factory=MethodConfig)
+    optimizer: OptimizerSection = Field(default_factory=OptimizerSection)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (extras included), suitable for YAML / JSON and for re-validation."""
+        return self.model_dump(mode="json")
+
+
+# --------------------------------------------------------------------------------------------
+# loading, overrides, error formatting
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split ``a.b=value`` into (``["a", "b"]``, YAML-parsed value)."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not p for p in key.split(".")):
+        raise InputError(
+            f"--set {text!r}: expected KEY=VALUE with a dotted key, e.g. train.steps=20"
+        )
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        msg = str(exc).splitlines()[0]
+        raise InputError(f"--set {text!r}: the value is not valid YAML ({msg})") from None
+    return key.split("."), value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> set[str]:
+    """Apply ``--set`` overrides to the raw recipe dict in place; return the dotted keys set."""
+    touched: set[str] = set()
+    for text in overrides:
+        path, value = parse_override(text)
+        node: Any = raw
+        for i, part in enumerate(path[:-1]):
+            if node.get(part) is None:
+                node[part] = {}
+            node = node[part]
+            if not isinstance(node, dict):
+                where = ".".join(path[: i + 1])
+                raise InputError(f"--set {text!r}: {where} is a value, not a section")
+        node[path[-1]] = value
+        dotted = ".".join(path)
+        touched.add(dotted)
+        # epochs and steps are exclusive: setting one replaces the recipe's other one
+        other = {"train.epochs": "steps", "train.steps": "epochs"}.get(dotted)
+        if other and value is not None and f"train.{other}" not in touched:
+            node.pop(other, None)
+    return touched
+
+
+def _fmt_loc(loc: Sequence[Any]) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def _allowed_fields(loc: Sequence[Any]) -> list[str] | None:
+    model: Any = Recipe
+    for part in loc[:-1]:
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return None
+        model = field.annotation
+    fields = getattr(model, "model_fields", None)
+    return sorted(fields) if fields else None
+
+
+def _format_validation_error(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = list(err["loc"])
+        where = _fmt_loc(loc) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            known = _allowed_fields(loc)
+            msg = "unknown field" + (f" (known: {', '.join(known)})" if known else "")
+        elif err["type"] == "literal_error":
+            msg = f"{err['msg'].lower()}, got {err.get('input')!r}"
+        elif err["type"] in ("model_type", "dict_type"):
+            msg = f"expected a mapping (section), got {type(err.get('input')).__name__}"
+        else:
+            msg = err["msg"]
+            if msg.startswith("Value error, "):
+                msg = msg[len("Value error, ") :]
+            if "input" in err and err["type"] not in ("missing",):
+                msg = f"{msg}, got {err['input']!r}"
+        parts.append(f"{where}: {msg}")
+    return "; ".join(parts)
+
+
+def read_recipe_file(path: str | Path) -> dict[str, Any]:
+    """Read a recipe YAML file (``yaml.safe_load``) into a dict; InputError on any problem."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{path}: no such recipe file (check the path; see recipes/)")
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InputError(f"{path}: not valid YAML{where}: {problem}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a UTF-8 text file") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise InputError(
+            f"{path}: a recipe is a YAML mapping with sections data, model, method, optimizer, "
+            f"train, output; got a {type(raw).__name__}"
+        )
+    return raw
+
+
+def recipe_from_dict(
+    raw: dict[str, Any],
+    source: str = "recipe",
+    *,
+    touched: set[str] | frozenset[str] = frozenset(),
+    check: bool = True,
+) -> Recipe:
+    """Validate a raw dict into a :class:`Recipe`; errors are prefixed with ``source``.
+
+    With ``check`` (default) component names and keyword arguments are checked against the
+    registry (:func:`check_components`).
+    """
+    try:
+        recipe = Recipe.model_validate(raw)
+    except ValidationError as exc:
+        msg = _format_validation_error(exc)
+        if touched:
+            msg += f" (overrides applied: {', '.join(sorted(touched))})"
+        raise InputError(f"{source}: {msg}") from None
+    if check:
+        check_components(recipe, source)
+    return recipe
+
+
+def load_recipe(path: str | Path, overrides: Sequence[str] = (), *, check: bool = True) -> Recipe:
+    """Read, override (``--set``), validate and check a recipe file."""
+    raw = read_recipe_file(path)
+    touched = apply_overrides(raw, overrides)
+    return recipe_from_dict(raw, str(path), touched=touched, check=check)
+
+
+# --------------------------------------------------------------------------------------------
+# registry checks
+
+
+def _lookup(kind: str, name: str, source: str, field: str) -> Any:
+    from mtopt.registry import registry
+
+    try:
+        return registry.entry(kind, name)
+    except UnknownNameError as exc:
+        raise InputError(f"{source}: {field}: {exc}") from None
+
+
+def _check_kwargs(
+    factory: Callable[..., Any],
+    kwargs: dict[str, Any],
+    n_positional: int,
+    source: str,
+    section: str,
+    label: str,
+) -> None:
+    """Check ``kwargs`` against the factory's signature (skipping ``n_positional`` leading
+    parameters). A factory taking ``**kwargs`` accepts anything."""
+    try:
+        sig = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return
+    params = list(sig.parameters.values())[n_positional:]
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        named = {
+            p.name
+            for p in params
+            if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        }
+        unknown = sorted(set(kwargs) - named)
+        if unknown:
+            raise InputError(
+                f"{source}: {section}.{unknown[0]}: {label} does not take {unknown[0]!r} "
+                f"(known: {', '.join(sorted(named)) or 'none'})"
+            )
+    for p in params:
+        if (
+            p.default is inspect.Parameter.empty
+            and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+            and p.name not in kwargs
+        ):
+            raise InputError(f"{source}: {section}.{p.name}: required by {label}; add it")
+
+
+def check_components(recipe: Recipe, source: str = "recipe") -> None:
+    """Check every registered name of ``recipe`` and the free keyword arguments of ``data``,
+    ``model`` and ``method`` against the registered components' signatures (this imports the
+    components)."""
+    ds = _lookup("dataset", recipe.data.name, source, "data.name")
+    bb = _lookup("backbone", recipe.model.name, source, "model.name")
+    me = _lookup("method", recipe.method.name, source, "method.name")
+    if recipe.method.solver is not None:
+        _lookup("solver", recipe.method.solver, source, "method.solver")
+    umms = recipe.method.umm
+    for umm in [umms] if isinstance(umms, str) else umms or []:
+        _lookup("umm", umm, source, "method.umm")
+    _check_kwargs(ds.load(), recipe.data.kwargs(), 0, source, "data", f"dataset {ds.name!r}")
+    _check_kwargs(bb.load(), recipe.model.kwargs(), 1, source, "model", f"backbone {bb.name!r}")
+    _check_kwargs(me.load(), recipe.method.kwargs(), 2, source, "method", f"method {me.name!r}")
