@@ -90,6 +90,10 @@ class Registry:
             kind, name, target, description, citation, self._loading_source, dict(meta)
         )
 
+    def unregister(self, kind: str, name: str) -> None:
+        """Remove ``name`` from ``kind`` (no error if absent); e.g. to undo a test registration."""
+        self._entries.get(kind, {}).pop(normalize(name), None)
+
     def _ensure_plugins(self) -> None:
         if self._plugins_loaded:
             return

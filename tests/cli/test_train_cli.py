@@ -47,7 +47,18 @@ def test_unknown_solver_exit_2_one_line(tmp_path: Path) -> None:
     res = mtopt("train", str(recipe), "--out", str(tmp_path / "o"))
     assert res.returncode == 2, res.stderr
     lines = res.stderr.strip().splitlines()
-    known = ", ".join(registry.names("solver"))
+    # the registry as a fresh process sees it (other tests register solvers in this one)
+    fresh = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from mtopt.registry import registry; print(', '.join(registry.names('solver')))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    known = fresh.stdout.strip()
     assert lines == [
         f"mtopt: error: {recipe}: method.solver: unknown solver 'newtn' (known: {known})"
     ]

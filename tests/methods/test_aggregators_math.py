@@ -16,6 +16,7 @@ from mtopt.methods import aggregate
 from mtopt.methods.aggregators import get_aggregator, names
 from mtopt.methods.aggregators.mgda import min_norm_exact
 from mtopt.methods.aggregators.pcgrad import pcgrad_coefficients
+from mtopt.solvers.base import residual_floor
 
 cp = pytest.importorskip("cvxpy")
 
@@ -289,12 +290,17 @@ def test_nashmtl_weights_solve_the_bargaining_equation(seed: int, n: int, extra:
     v, alpha = agg(J)
     a = alpha.numpy()
     # authors' normalisation: α solves (G/‖G‖_F) α = 1/α
-    assert np.max(np.abs(a * ((G / fro) @ a) - 1)) <= 1e-10
-    assert agg.last_info["status"] == "ok" and agg.last_info["residual"] <= 1e-10
+    # near Pareto stationarity (square random J) fp64 limits the certificate: allow the
+    # rounding floor of the residual evaluation itself (mtopt.solvers.base.residual_floor)
+    floor = max(1e-10, 10 * residual_floor(G / fro, a))
+    assert np.max(np.abs(a * ((G / fro) @ a) - 1)) <= floor
+    assert agg.last_info["status"] == "ok" and agg.last_info["residual"] <= floor
     assert torch.allclose(v, alpha @ J, atol=1e-12 * float(J.norm()))
     # normalize="none": α solves Gα = 1/α, and α_frobenius = √‖G‖_F · α_none
     v2, a2 = aggregate("nashmtl", J, normalize="none", max_norm=0.0)
-    assert np.max(np.abs(a2.numpy() * (G @ a2.numpy()) - 1)) <= 1e-10
+    assert np.max(np.abs(a2.numpy() * (G @ a2.numpy()) - 1)) <= max(
+        1e-10, 10 * residual_floor(G, a2.numpy())
+    )
     assert np.allclose(a, np.sqrt(fro) * a2.numpy(), rtol=1e-9)
     assert abs(float(v2 @ v2) - n) <= 1e-8 * n  # ‖d‖² = αᵀGα = n
 
