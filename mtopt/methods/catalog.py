@@ -29,7 +29,7 @@ _r("method", "banditmtl", f"{_LW}:BanditMTL",
 _r("method", "famo", f"{_LW}:FAMO",
    "FAMO: adaptive weights from per-step log-loss decrease (extra post-step evaluation).",
    "Liu et al., NeurIPS 2023")  # fmt: skip
-_r("method", "imtl_l", f"{_LW}:IMTLL", "IMTL-L: learned loss scales e^s, every scaled loss -> 1.",
+_r("method", "imtl-l", f"{_LW}:IMTLL", "IMTL-L: learned loss scales e^s, every scaled loss -> 1.",
    "Liu et al., ICLR 2021")  # fmt: skip
 
 # -- gradient-level baselines (mtopt/methods/gradient.py; pure forms: mtopt.methods.aggregate) ---
@@ -37,7 +37,7 @@ _GR = "mtopt.methods.gradient"
 _r("method", "mgda", f"{_GR}:MGDA",
    "MGDA: min-norm point of the convex hull of shared-parameter gradients.",
    "Sener & Koltun, NeurIPS 2018")  # fmt: skip
-_r("method", "mgda_ub", f"{_GR}:MGDAUB",
+_r("method", "mgda-ub", f"{_GR}:MGDAUB",
    "MGDA-UB: MGDA weights from gradients on the shared representation.",
    "Sener & Koltun, NeurIPS 2018")  # fmt: skip
 _r("method", "pcgrad", f"{_GR}:PCGrad",
@@ -48,7 +48,7 @@ _r("method", "cagrad", f"{_GR}:CAGrad",
    "Liu et al., NeurIPS 2021")  # fmt: skip
 _r("method", "graddrop", f"{_GR}:GradDrop", "GradDrop: gradient sign dropout by sign purity.",
    "Chen et al., NeurIPS 2020")  # fmt: skip
-_r("method", "imtl_g", f"{_GR}:IMTLG",
+_r("method", "imtl-g", f"{_GR}:IMTLG",
    "IMTL-G: aggregated gradient with equal projections on unit task gradients.",
    "Liu et al., ICLR 2021")  # fmt: skip
 _r("method", "imtl", f"{_GR}:IMTL", "Hybrid IMTL: IMTL-L loss scales + IMTL-G gradient weights.",

@@ -23,11 +23,13 @@ Task-specific parameters take the plain base step (an internal ``torch.optim.Ada
 
 Decisions (details in docs/pub.md):
 
-* ``alpha_scale="frobenius"`` is the *provisional* default: α is solved on ``G/‖G‖_F`` as in the
+* ``alpha_scale="frobenius"`` is the default (settled by bench/alpha_scale_study.py, see
+  docs/alpha_scale.md: it beat ``"exact"`` on all 9 paired runs, mean validation AUC 0.763 vs
+  0.478): α is solved on ``G/‖G‖_F`` as in the
   authors' code (which produced the paper's tables). ``"exact"`` is Algorithm 1 on the raw
   ``G``: the shared step then has norm exactly ``lr·√n`` whatever the size of the per-task
   updates (DESIGN §2.3), ~√d times shorter than Adam's at the same lr, and the moments are fed
-  ``αᵢ ~ 1/‖Δθᵢ‖``-scaled gradients, i.e. they barely move. The training-pipeline issue settles it.
+  ``αᵢ ~ 1/‖Δθᵢ‖``-scaled gradients, i.e. they barely move.
 * Weight decay (L2, torch.optim's convention) is applied once per step: each task's update is
   formed from ``gᵢ + wd·θ`` (the step torch would take for that task alone) and the moments are
   fed ``Σαᵢgᵢ + wd·θ`` (the decay counted once, not ``Σαᵢ`` times and never once per task).
@@ -44,7 +46,7 @@ import copy
 import inspect
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -59,7 +61,7 @@ from mtopt.optim.umm import UMM, AdaTaskUMM, UMMContext, make_umms
 ALPHA_SCALES = ("exact", "frobenius")
 FALLBACKS = ("previous", "skip")
 BACKWARDS = ("loop", "batched")
-#: provisional default of ``alpha_scale`` (see the module docstring and docs/pub.md)
+#: default of ``alpha_scale`` (see the module docstring and docs/pub.md)
 DEFAULT_ALPHA_SCALE = "frobenius"
 #: columns per fp64 chunk when forming G = DᵀD (fits a core's cache for n ≤ 8)
 GRAM_CHUNK = 1 << 14
@@ -237,6 +239,9 @@ class _MultiTaskUpdate(torch.optim.Optimizer):
                 for key, buf in self._moments.items()
             }
         self._task_opt = self._make_task_optimizer()
+        #: multi-process hook (mtopt.distributed): averages, in place, the stacked per-task
+        #: gradients [n, d] (one call) and the flat task-parameter gradients, before any use
+        self.grad_reducer: Callable[[torch.Tensor], torch.Tensor] | None = None
         self._t = 0  # applied shared updates (bias correction)
         self._calls = 0
         self.last = LastStep()
@@ -314,6 +319,23 @@ class _MultiTaskUpdate(torch.optim.Optimizer):
         self._layout.gather(gs[:S], self._grads)
         return [None if g is None else g.sum(0) for g in gs[S:]]
 
+    def _reduce(self, tg: list[torch.Tensor | None]) -> list[torch.Tensor | None]:
+        """Average the per-task gradients and the task-parameter gradients over processes."""
+        assert self.grad_reducer is not None
+        self.grad_reducer(self._grads)
+        live = [j for j, g in enumerate(tg) if g is not None]
+        if not live:
+            return tg
+        flat = torch.cat([tg[j].reshape(-1) for j in live])  # type: ignore[union-attr]
+        self.grad_reducer(flat)
+        out = list(tg)
+        off = 0
+        for j in live:
+            k = self._task_list[j].numel()
+            out[j] = flat[off : off + k].view_as(self._task_list[j])
+            off += k
+        return out
+
     # ------------------------------------------------------------------ weights
     def _weights(self) -> np.ndarray | None:
         """α for this step (None: skip the shared step); fills ``self.last``."""
@@ -343,6 +365,8 @@ class _MultiTaskUpdate(torch.optim.Optimizer):
                 tg = self._task_grads_loop(losses)
             else:
                 tg = self._task_grads_batched(losses)
+        if self.grad_reducer is not None:
+            tg = self._reduce(tg)
         t1 = time.perf_counter()
         with torch.no_grad():
             self._do_step(tg, lr, wd, grp)
@@ -540,7 +564,7 @@ class PUB(_MultiTaskUpdate):
         solver: a registered α solver backend (``mtopt list solvers``); it receives the previous
             α as ``alpha0`` when its signature accepts that.
         solve_every: solve α every k steps, reusing the last α in between (the paper uses 10).
-        alpha_scale: ``"frobenius"`` (provisional default) or ``"exact"``, see the module doc.
+        alpha_scale: ``"frobenius"`` (default) or ``"exact"``, see the module doc.
         fallback: ``"previous"`` or ``"skip"`` when the solver fails (module doc).
         paper_exact: Algorithm 1 literally for Adam/RMSProp (no bias correction, eps in the root).
         base_options: torch.optim extras: AdaGrad ``lr_decay``, ``initial_accumulator_value``;

@@ -5,13 +5,17 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "pub.md"
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_readme_example_trains_a_user_model_with_pub():
+@pytest.mark.parametrize("doc", ["README.md", "docs/pub.md"])
+def test_readme_example_trains_a_user_model_with_pub(doc: str):
+    DOC = ROOT / doc
     text = DOC.read_text(encoding="utf-8")
     block = re.search(r"<!-- readme-example -->\s*```python\n(.*?)```", text, re.S)
-    assert block is not None, "docs/pub.md lost its readme-example block"
+    assert block is not None, f"{doc} lost its readme-example block"
     code = block.group(1)
     assert len([line for line in code.splitlines() if line.strip()]) <= 20
     ns: dict = {}
