@@ -83,6 +83,11 @@ class MethodConfig(_OpenSection):
     solve_every: int | None = Field(default=None, ge=1)
     alpha_scale: Literal["exact", "frobenius"] | None = None
     umm: str | list[str] | None = None
+    #: PUB and the backbone's shared embedding tables: ``balanced`` (default, null: in D, as
+    #: Algorithm 1 treats all shared parameters), ``row-wise`` (in D, per-task updates only on
+    #: the touched rows — equal to balanced, far less memory), ``plain`` (out of D, the plain
+    #: base step on ∇Σ Lᵢ); see docs/scaling.md
+    embeddings: Literal["balanced", "row-wise", "plain"] | None = None
 
     @field_validator("umm", mode="before")
     @classmethod
@@ -143,6 +148,9 @@ class TrainConfig(_Section):
     max_batches_per_epoch: int | None = Field(default=None, ge=1)
     eval_batch_size: int | None = Field(default=None, ge=1)
     threads: int | None = Field(default=None, ge=1)
+    #: seconds a process waits in a collective before failing (multi-process runs only;
+    #: evaluation runs on rank 0 while the others wait, so keep it above one evaluation)
+    dist_timeout: float = Field(default=1800.0, gt=0)
 
     @model_validator(mode="after")
     def _length(self) -> TrainConfig:

@@ -1,4 +1,8 @@
-"""``mtopt train RECIPE [--out DIR] [--set KEY=VALUE ...] [--resume]``."""
+"""``mtopt train RECIPE [--out DIR] [--set KEY=VALUE ...] [--resume]``.
+
+Several processes: ``torchrun --nproc-per-node N -m mtopt train RECIPE`` (docs/scaling.md);
+only rank 0 prints the report.
+"""
 
 from __future__ import annotations
 
@@ -55,6 +59,8 @@ def train_cmd(
 
     trainer = Trainer(rec, out, source=str(recipe))
     summary = trainer.run(resume=resume, overwrite=overwrite)
+    if not trainer.dist.is_main:  # torchrun: rank 0 reports
+        return
     tasks = summary["tasks"]
     typer.echo(
         f"trained {summary['method']} on {summary['model']} / {summary['data']}: "

@@ -21,7 +21,7 @@ with ``d = Σ wᵢ ∇Lᵢ``. Stochastic methods (PCGrad, GradDrop) draw from th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -57,6 +57,9 @@ class GradientMethod(Method):
     """
 
     aggregator_name: str = ""
+    #: multi-process hook (:mod:`mtopt.distributed`): averages ``J`` and ``T`` over ranks in
+    #: place right after the per-task backward passes, so the aggregator sees the global ``J``
+    grad_reducer: Callable[[torch.Tensor], torch.Tensor] | None = None
     #: FAMO-style post-step loss evaluation is not needed (see loss_weighting.FAMO)
     needs_closure: bool = False
 
@@ -85,6 +88,13 @@ class GradientMethod(Method):
         self.n_steps = 0
 
     # -- one step ---------------------------------------------------------------------------
+    def _jacobians(self, ls: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """:func:`task_jacobians`, averaged over ranks by :attr:`grad_reducer` when set."""
+        J, T = task_jacobians(ls, self.shared, self.others)
+        if self.grad_reducer is not None:
+            J, T = self.grad_reducer(J), self.grad_reducer(T)
+        return J, T
+
     def _direction(
         self, J: torch.Tensor, losses: list[torch.Tensor]
     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -96,7 +106,7 @@ class GradientMethod(Method):
         """Per-task gradients, aggregation on the shared parameters, one optimiser step."""
         ls = check_losses(losses, self.n_tasks)
         self.opt.zero_grad(set_to_none=True)
-        J, T = task_jacobians(ls, self.shared, self.others)
+        J, T = self._jacobians(ls)
         d, w = self._direction(J, ls)
         set_flat_grad(self.shared, d)
         set_flat_grad(self.others, T.sum(0))
@@ -357,7 +367,7 @@ class IMTL(GradientMethod):
         self.opt.zero_grad(set_to_none=True)
         scale = torch.exp(self.log_scales.detach())
         scaled = [scale[i] * ls[i] for i in range(self.n_tasks)]
-        J, T = task_jacobians(scaled, self.shared, self.others)
+        J, T = self._jacobians(scaled)
         alpha = imtl_g_weights(gram64(J))
         set_flat_grad(self.shared, combine(alpha, J))
         set_flat_grad(self.others, T.sum(0))
@@ -450,7 +460,7 @@ class NashMTL(GradientMethod):
         seconds = None
         self.aggregator.last_info = {}
         if solve_now:
-            J, T = task_jacobians(ls, self.shared, self.others)
+            J, T = self._jacobians(ls)
             alpha = self.aggregator.solve_gram(gram64(J), alpha0=self.alpha)  # type: ignore[attr-defined]
             status = self.aggregator.last_info.get("status")
             seconds = self.aggregator.last_info.get("solve_seconds")

@@ -65,6 +65,8 @@ BACKWARDS = ("loop", "batched")
 DEFAULT_ALPHA_SCALE = "frobenius"
 #: columns per fp64 chunk when forming G = DᵀD (fits a core's cache for n ≤ 8)
 GRAM_CHUNK = 1 << 14
+#: rows per chunk when row-wise tables compute the update shared by their untouched rows
+ROW_CHUNK = 1 << 15
 #: below this many entries of D, G is formed by broadcasting instead of a BLAS product
 SMALL_GRAM = 1 << 16
 
@@ -117,6 +119,16 @@ def gram64(D: torch.Tensor, chunk: int = GRAM_CHUNK) -> np.ndarray:
     return G.cpu().numpy()
 
 
+def _touched_rows(g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(row indices, values) of the rows of a table gradient that can be nonzero: the indices
+    of a sparse (``nn.Embedding(sparse=True)``) gradient, else the nonzero rows of a dense one."""
+    if g.is_sparse:
+        g = g.coalesce()
+        return g.indices()[0], g.values()
+    r = (g != 0).any(1).nonzero().squeeze(1)
+    return r, g[r]
+
+
 def _accepts(fn: Any, name: str) -> bool:
     try:
         params = inspect.signature(fn).parameters
@@ -161,6 +173,8 @@ class _MultiTaskUpdate(torch.optim.Optimizer):
         base_options: dict[str, Any] | None,
         backward: str,
         diagnostics: bool,
+        row_wise: Iterable[torch.Tensor] = (),
+        plain: Iterable[torch.Tensor] = (),
     ) -> None:
         self._rule: BaseRule = make_rule(base, paper_exact)
         opts = check_options(self._rule, base_options)
@@ -187,6 +201,13 @@ class _MultiTaskUpdate(torch.optim.Optimizer):
         tasks = [[p for p in ps if p.requires_grad] for ps in task_params]
         if not tasks:
             raise InputError("task_params: need one entry (possibly empty) per task, got none")
+        pl = {id(p) for p in plain}
+        if pl:  # out of D: the plain base step on ∇Σᵢ Lᵢ, as the task-specific parameters
+            moved = [p for p in shared if id(p) in pl]
+            if len(moved) != len(pl):
+                raise InputError("plain: every tensor must be one of shared_params")
+            shared = [p for p in shared if id(p) not in pl]
+            tasks[0] = tasks[0] + moved
         seen: dict[int, str] = {id(p): "shared_params" for p in shared}
         if len(seen) != len(shared):
             raise InputError("shared_params: a parameter is listed twice")
@@ -200,6 +221,17 @@ class _MultiTaskUpdate(torch.optim.Optimizer):
                     )
                 seen[id(p)] = f"task_params[{i}]"
         self.n_tasks = len(tasks)
+        rw = {id(p) for p in row_wise}
+        rows = [p for p in shared if id(p) in rw]
+        if rows:
+            if len(rows) != len(rw):
+                raise InputError("row_wise: every tensor must be one of shared_params")
+            if umms or backward != "loop" or any(p.dim() != 2 for p in rows):
+                raise InputError(
+                    "row_wise: needs 2-D tables (embeddings), backward='loop' and no UMM"
+                )
+            shared = [p for p in shared if id(p) not in rw]
+        self._rows: list[torch.Tensor] = rows
         self._layout = FlatLayout(shared, "shared_params")
         self._umms = umms
         self._per_task = any(u.per_task_moments for u in umms)
@@ -207,7 +239,7 @@ class _MultiTaskUpdate(torch.optim.Optimizer):
         self.diagnostics = bool(diagnostics)
 
         defaults = dict(lr=lr, betas=(b1, b2), eps=eps, weight_decay=weight_decay, **opts)
-        groups: list[dict[str, Any]] = [{"params": shared, "role": "shared"}]
+        groups: list[dict[str, Any]] = [{"params": shared + rows, "role": "shared"}]
         groups += [{"params": ps, "role": "task", "task": i} for i, ps in enumerate(tasks)]
         self._init_done = False
         super().__init__(groups, defaults)
@@ -239,6 +271,12 @@ class _MultiTaskUpdate(torch.optim.Optimizer):
                 for key, buf in self._moments.items()
             }
         self._task_opt = self._make_task_optimizer()
+        #: row-wise tables: full-size moments, per-step work on the touched rows only
+        self._row_state = [self._rule.init(torch.zeros_like(p), self.param_groups[0]) for p in rows]
+        for p, st in zip(rows, self._row_state):
+            self.state[p] = st
+        self._row_grads: list[list[tuple[torch.Tensor, torch.Tensor]]] = []
+        self._row_work: list[dict[str, Any]] = []
         #: multi-process hook (mtopt.distributed): averages, in place, the stacked per-task
         #: gradients [n, d] (one call) and the flat task-parameter gradients, before any use
         self.grad_reducer: Callable[[torch.Tensor], torch.Tensor] | None = None
@@ -291,17 +329,22 @@ class _MultiTaskUpdate(torch.optim.Optimizer):
 
     # ------------------------------------------------------------------ gradients
     def _task_grads_loop(self, losses: list[torch.Tensor]) -> list[torch.Tensor | None]:
-        inputs = self._shared + self._task_list
+        inputs = self._shared + self._rows + self._task_list
         S = len(self._shared)
         tg: list[torch.Tensor | None] = [None] * len(self._task_list)
         live = [i for i, L in enumerate(losses) if L.requires_grad]
+        empty = [(p.new_zeros(0, dtype=torch.long), p.new_zeros(0, p.shape[1])) for p in self._rows]
+        self._row_grads = [list(empty) for _ in losses]
         for i, L in enumerate(losses):
             if i not in live:
                 self._grads[i].zero_()
                 continue
             gs = torch.autograd.grad(L, inputs, retain_graph=i != live[-1], allow_unused=True)
             self._layout.gather(gs[:S], self._grads[i])
-            for j, g in enumerate(gs[S:]):
+            for j, g in enumerate(gs[S : S + len(self._rows)]):
+                if g is not None:
+                    self._row_grads[i][j] = _touched_rows(g)
+            for j, g in enumerate(gs[S + len(self._rows) :]):
                 if g is not None:
                     prev = tg[j]
                     tg[j] = g if prev is None else prev + g  # out of place: g may be expanded
@@ -322,6 +365,11 @@ class _MultiTaskUpdate(torch.optim.Optimizer):
     def _reduce(self, tg: list[torch.Tensor | None]) -> list[torch.Tensor | None]:
         """Average the per-task gradients and the task-parameter gradients over processes."""
         assert self.grad_reducer is not None
+        if self._rows:
+            raise InputError(
+                "row_wise: not supported with several processes yet (the touched rows differ "
+                "per process); use one process or leave the tables in the dense D"
+            )
         self.grad_reducer(self._grads)
         live = [j for j, g in enumerate(tg) if g is not None]
         if not live:
@@ -386,6 +434,8 @@ class _MultiTaskUpdate(torch.optim.Optimizer):
         ctx = UMMContext(lr=lr, layout=lay, theta=theta)
         t = self._t + 1
         self._rule.directions(self._moments, self._grads, t, grp, self._dirs, self._work)
+        if self._rows:
+            self._row_directions(t, wd, grp)
         for u_, st in zip(self._umms, self._umm_state):
             u_.on_directions(self._dirs, ctx, st)
 
@@ -402,6 +452,12 @@ class _MultiTaskUpdate(torch.optim.Optimizer):
                 if wd != 0:
                     self._ghat.add_(theta, alpha=wd * (1.0 - float(np.sum(alpha))))
                 checks.append(self._ghat.sum())
+            for w in self._row_work:
+                w["u"] = torch.mv(w["D"].reshape(self.n_tasks, -1).T, a).view_as(w["theta"])
+                w["ghat"] = torch.einsum("i,irk->rk", a, w["g"])  # Σαᵢ(gᵢ + wd·θ)
+                if wd != 0:
+                    w["ghat"].add_(w["theta"], alpha=wd * (1.0 - float(np.sum(alpha))))
+                checks += [w["u"].sum(), w["ghat"].sum()]
         elif self.last.status == "nonfinite":
             return self._skip_nonfinite()
         if checks and not bool(torch.isfinite(torch.stack(checks).sum())):
@@ -410,6 +466,8 @@ class _MultiTaskUpdate(torch.optim.Optimizer):
         if alpha is not None:
             torch._foreach_add_(self._shared, lay.views(self._u), alpha=-lr)
             self._rule.feed(self._moments, self._grads if self._per_task else self._ghat, grp)
+            if self._rows:
+                self._row_apply(float(np.sum(alpha)), t, lr, wd, grp)
             self._t = t
             self.last.alpha = [float(x) for x in alpha]
         task_before = None
@@ -422,6 +480,72 @@ class _MultiTaskUpdate(torch.optim.Optimizer):
             self._task_opt.step()
         if self.diagnostics:
             self._diagnose(alpha, tg, task_before)
+
+    # ------------------------------------------------------------------ row-wise tables
+    def _untouched_u(
+        self, k: int, a: int, b: int, t: int, wd: float, grp: dict[str, Any]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rows ``a:b`` of table ``k``: (``g = wd·θ``, the update ``u`` every task takes there)."""
+        p, st = self._rows[k], self._row_state[k]
+        g = p.detach()[a:b] * wd
+        chunk = {key: buf[a:b] for key, buf in st.items()}
+        out = torch.empty_like(g).unsqueeze(0)
+        work = torch.empty_like(out) if self._rule.needs_work else None
+        self._rule.directions(chunk, g.unsqueeze(0), t, grp, out, work)
+        return g, out[0]
+
+    def _row_directions(self, t: int, wd: float, grp: dict[str, Any]) -> None:
+        """Per table: touched rows R (union over tasks), their per-task gradients and updates
+        ``D_R`` (moments gathered), and ``‖u‖²`` of the one update all tasks share on every
+        other row (their gradient there is ``wd·θ`` for every task) — exact, no per-task copy.
+        """
+        n = self.n_tasks
+        self._row_work = []
+        for k, p in enumerate(self._rows):
+            per = [self._row_grads[i][k] for i in range(n)]
+            R = torch.unique(torch.cat([r for r, _ in per]))
+            theta = p.detach()[R].clone()
+            g = theta.unsqueeze(0).repeat(n, 1, 1).mul_(wd)
+            for i, (r, v) in enumerate(per):
+                if r.numel():
+                    g[i].index_add_(0, torch.searchsorted(R, r), v)
+            st = {key: buf[R].clone() for key, buf in self._row_state[k].items()}
+            D = torch.empty_like(g)
+            work = torch.empty_like(g) if self._rule.needs_work else None
+            self._rule.directions(st, g, t, grp, D, work)
+            touched = torch.zeros(p.shape[0], dtype=torch.bool, device=p.device)
+            touched[R] = True
+            uu = 0.0
+            for a in range(0, p.shape[0], ROW_CHUNK):
+                b = min(a + ROW_CHUNK, p.shape[0])
+                _, u = self._untouched_u(k, a, b, t, wd, grp)
+                u[touched[a:b]] = 0
+                uu += float(u.to(torch.float64).pow(2).sum())
+            self._row_work.append({"R": R, "theta": theta, "g": g, "D": D, "st": st, "uu": uu})
+
+    def _gram(self) -> np.ndarray:
+        """``G = DᵀD`` of all shared parameters: the dense part plus, per row-wise table,
+        ``D_Rᵀ D_R`` and the constant ``‖u‖²`` of the untouched rows in every entry."""
+        G = gram64(self._dirs)
+        for w in self._row_work:
+            G = G + gram64(w["D"].reshape(self.n_tasks, -1)) + w["uu"]
+        return G
+
+    def _row_apply(self, sum_alpha: float, t: int, lr: float, wd: float, grp: dict) -> None:
+        """Step and moment feed of the row-wise tables (after the dense ones, same α)."""
+        with torch.no_grad():
+            for k, (p, w) in enumerate(zip(self._rows, self._row_work)):
+                st = self._row_state[k]
+                for a in range(0, p.shape[0], ROW_CHUNK):  # untouched rows: (Σα)·u, fed wd·θ
+                    b = min(a + ROW_CHUNK, p.shape[0])
+                    g, u = self._untouched_u(k, a, b, t, wd, grp)
+                    p[a:b].add_(u, alpha=-lr * sum_alpha)
+                    self._rule.feed({key: buf[a:b] for key, buf in st.items()}, g, grp)
+                R = w["R"]  # touched rows: overwrite with their own update and feed
+                p[R] = w["theta"] - lr * w["u"]
+                self._rule.feed(w["st"], w["ghat"], grp)
+                for key, buf in st.items():
+                    buf[R] = w["st"][key]
 
     def _skip_nonfinite(self) -> None:
         self.stats["nonfinite"] += 1
@@ -481,6 +605,7 @@ class _MultiTaskUpdate(torch.optim.Optimizer):
                 "t": self._t,
                 "calls": self._calls,
                 "moments": {k: v.detach().clone() for k, v in self._moments.items()},
+                "rows": [{k: v.clone() for k, v in st.items()} for st in self._row_state],
             },
             "umm": [
                 {"name": u.name, "state": dict(s)} for u, s in zip(self._umms, self._umm_state)
@@ -524,6 +649,12 @@ class _MultiTaskUpdate(torch.optim.Optimizer):
             buf.copy_(saved[k])
         for g, mine in zip(groups, self.param_groups):
             mine.update({k: v for k, v in g.items() if k != "num_params"})
+        rows = sd["shared"].get("rows", [])
+        if len(rows) != len(self._rows):
+            raise InputError("state_dict: row-wise tables differ from this optimizer's")
+        for st, saved_st in zip(self._row_state, rows):
+            for k, buf in st.items():
+                buf.copy_(saved_st[k])
         self._t = int(sd["shared"]["t"])
         self._calls = int(sd["shared"]["calls"])
         self._umm_state = [dict(u["state"]) for u in sd["umm"]]
@@ -575,6 +706,14 @@ class PUB(_MultiTaskUpdate):
         backward: ``"loop"`` (n backward passes, default) or ``"batched"`` (``is_grads_batched``).
         diagnostics: compute cos(gradient, update) on shared and task parameters and Diff
             (paper §III eq. (1)) each step into ``opt.last.diagnostics`` (a few extra passes).
+        row_wise: shared 2-D tables (embeddings) kept in D but handled row by row: per-task
+            updates only on the rows the batch touched (sparse gradients of
+            ``nn.Embedding(sparse=True)``, or the nonzero rows of dense ones); every other row
+            takes the one update ``u`` all tasks share there (their gradient is ``wd·θ`` for all),
+            adding ``‖u‖²`` to every entry of ``DᵀD`` and moving by ``(Σαᵢ)·u`` — equal to dense
+            PUB, without n copies of the table (docs/scaling.md). Single process only.
+        plain: shared tensors taken out of D: they take the plain base step on ``∇Σᵢ Lᵢ`` like
+            the task-specific parameters (not Algorithm 1; cheap).
     """
 
     def __init__(
@@ -599,6 +738,8 @@ class PUB(_MultiTaskUpdate):
         tol: float | None = None,
         backward: str = "loop",
         diagnostics: bool = False,
+        row_wise: Iterable[torch.Tensor] = (),
+        plain: Iterable[torch.Tensor] = (),
     ) -> None:
         from mtopt.registry import registry
         from mtopt.solvers.base import DEFAULT_TOL
@@ -635,6 +776,8 @@ class PUB(_MultiTaskUpdate):
             base_options=base_options,
             backward=backward,
             diagnostics=diagnostics,
+            row_wise=row_wise,
+            plain=plain,
         )
         self._alpha: np.ndarray | None = None
         self._since_solve = solve_every  # so that the first step solves
@@ -654,7 +797,7 @@ class PUB(_MultiTaskUpdate):
             return self._alpha
         self._since_solve = 1
         t0 = time.perf_counter()
-        G = gram64(self._dirs)
+        G = self._gram()
         last.gram_seconds = time.perf_counter() - t0
         last.solved = True
         if not np.all(np.isfinite(G)):

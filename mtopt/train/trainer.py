@@ -17,6 +17,11 @@ paper reports the best-validation model), and writes into the output folder:
   ``torch.load(weights_only=True)``;
 - ``plots/*.png`` and, if asked for, TensorBoard event files.
 
+Several processes (``torchrun --nproc-per-node N -m mtopt train recipe.yaml``, see
+:mod:`mtopt.distributed` and docs/scaling.md): every process takes its slice of the same global
+batches, losses and gradients are averaged across processes so that parameters stay bitwise
+identical (checked at every checkpoint), and rank 0 alone evaluates and writes the files above.
+
 Reproducibility: everything is seeded from ``train.seed``; ``--resume`` restores the RNG states
 and skips the batches of the current epoch already consumed, so an interrupted and resumed run
 ends bitwise identical to an uninterrupted one on CPU (datasets yield the same batches for the
@@ -37,6 +42,7 @@ from typing import Any
 import torch
 
 from mtopt.config import Recipe
+from mtopt.distributed import DistContext, attach, setup, shard_batch
 from mtopt.errors import InputError, RunError
 from mtopt.io import atomic_write_json, atomic_write_text
 from mtopt.train.checkpoint import (
@@ -52,7 +58,7 @@ from mtopt.train.metrics import Accumulator, EvalResult, RunningStats, evaluate,
 CHECKPOINT_FORMAT = "mtopt-checkpoint"
 CHECKPOINT_VERSION = 1
 #: recipe fields that may differ between a checkpoint and the recipe that resumes it
-RESUMABLE_CHANGES = ("train.epochs", "train.steps", "train.threads")
+RESUMABLE_CHANGES = ("train.epochs", "train.steps", "train.threads", "train.dist_timeout")
 #: files a run owns in its output folder (removed by ``overwrite=True``)
 RUN_FILES = ("steps.csv", "metrics.csv", "summary.json", "recipe.yaml")
 RUN_DIRS = ("checkpoints", "plots", "tensorboard")
@@ -86,7 +92,10 @@ def build_components(
                 f"backbone {recipe.model.name!r}: bad shared/task split: {exc}"
             ) from None
         method = registry.get("method", recipe.method.name)(
-            model, recipe.optimizer.to_optimizer_config(), **recipe.method.kwargs()
+            model,
+            recipe.optimizer.to_optimizer_config(),
+            **recipe.method.kwargs(),
+            **embedding_kwargs(recipe, model, source),
         )
     except InputError as exc:
         msg = str(exc)
@@ -111,6 +120,11 @@ def build_components(
             ),
             None,
         )
+        if section is None and key in ("row_wise", "plain"):
+            raise InputError(
+                f"{source}: method.embeddings: {recipe.method.embeddings!r} is only supported "
+                f"by the pub methods, not {recipe.method.name!r}; remove it (or use balanced)"
+            ) from None
         if section is None:
             raise
         name = getattr(recipe, section).name
@@ -119,6 +133,33 @@ def build_components(
             "(see docs/recipes.md and the component's documentation)"
         ) from None
     return dataset, model, method
+
+
+def embedding_kwargs(recipe: Recipe, model: Any, source: str = "recipe") -> dict[str, Any]:
+    """The method keyword arguments of ``method.embeddings`` (PUB's ``row_wise`` / ``plain``).
+
+    The tables are the weights of the backbone's ``nn.Embedding`` / ``nn.EmbeddingBag`` modules
+    that are shared parameters; ``row-wise`` also switches those modules to sparse gradients.
+    """
+    mode = recipe.method.embeddings or "balanced"
+    if mode == "balanced":
+        return {}
+    shared = {id(p) for p in model.shared_parameters()}
+    mods = [
+        m
+        for m in model.modules()
+        if isinstance(m, (torch.nn.Embedding, torch.nn.EmbeddingBag)) and id(m.weight) in shared
+    ]
+    if not mods:
+        raise InputError(
+            f"{source}: method.embeddings: backbone {recipe.model.name!r} has no shared "
+            "embedding table; remove the field"
+        )
+    if mode == "row-wise":
+        for m in mods:
+            m.sparse = True
+        return {"row_wise": [m.weight for m in mods]}
+    return {"plain": [m.weight for m in mods]}
 
 
 def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -130,6 +171,22 @@ def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[key] = v
     return out
+
+
+class _NullLog:
+    """Stands in for :class:`CsvLog` on ranks other than 0 (they write no files)."""
+
+    def open(self, resume_step: int | None = None) -> None:
+        pass
+
+    def write(self, row: dict[str, Any]) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def _finite(x: float | None) -> float | None:
@@ -162,6 +219,8 @@ class Trainer:
         self.out = Path(out_dir)
         self._components = components
         self.warnings: list[str] = []
+        self.dist = DistContext()
+        self.device = recipe.train.device
 
     # ----------------------------------------------------------------------------------------
     @property
@@ -215,10 +274,20 @@ class Trainer:
         threads_before = torch.get_num_threads()
         if tr.threads is not None:
             torch.set_num_threads(tr.threads)
+        # several processes (torchrun): WORLD_SIZE/RANK/LOCAL_RANK from the environment
+        self.dist = setup(tr.device, tr.dist_timeout)
+        if tr.device == "cuda" and self.dist.enabled:
+            self.device = f"cuda:{self.dist.local_rank}"
+        ok = False
         try:
-            return self._run(resume, overwrite)
+            summary = self._run(resume, overwrite)
+            ok = True
+            return summary
         finally:
             torch.set_num_threads(threads_before)
+            if ok:
+                self.dist.barrier()
+            self.dist.close()
 
     def _run(self, resume: bool, overwrite: bool) -> dict[str, Any]:
         r = self.recipe
@@ -230,7 +299,8 @@ class Trainer:
                     f"{self.source}: output.tensorboard: true needs the 'tensorboard' package "
                     "(pip install tensorboard), or set output.tensorboard: false"
                 ) from None
-        self._prepare_dir(resume, overwrite)
+        main = self.dist.is_main
+        self.dist.on_main(lambda: self._prepare_dir(resume, overwrite))
         ckpt = load_checkpoint(self.ckpt_dir / "last.pt") if resume else None
         if ckpt is not None:
             if ckpt.get("format") != CHECKPOINT_FORMAT:
@@ -240,8 +310,11 @@ class Trainer:
         if self._components is not None:
             dataset, model, method = self._components
         else:
-            dataset, model, method = build_components(r, r.train.device, self.source)
+            dataset, model, method = build_components(r, self.device, self.source)
         self.dataset, self.model, self.method = dataset, model, method
+        if self.dist.enabled:
+            self.dist.broadcast_module_(model)  # same seed → same init; make sure of it
+            attach(method, self.dist)
         tasks = list(model.task_names)
         self.tasks = tasks
         n = len(tasks)
@@ -260,7 +333,7 @@ class Trainer:
         self.status_counts: dict[str, int] = {}
         if ckpt is not None:
             self._restore(ckpt)
-        else:
+        elif main:
             atomic_write_text(self.out / "recipe.yaml", _dump_yaml(r.to_dict()))
 
         step_cols = ["step", "epoch", "loss"]
@@ -271,13 +344,15 @@ class Trainer:
         metric_cols += [f"val_logloss_{t}" for t in tasks] + ["best"]
         metric_cols += [f"test_auc_{t}" for t in tasks] + ["test_auc_avg", "seconds"]
         resume_step = self.step if ckpt is not None else None
-        self.steps_log = CsvLog(self.out / "steps.csv", step_cols)
-        self.metrics_log = CsvLog(self.out / "metrics.csv", metric_cols)
+        self.steps_log: Any = CsvLog(self.out / "steps.csv", step_cols) if main else _NullLog()
+        self.metrics_log: Any = (
+            CsvLog(self.out / "metrics.csv", metric_cols) if main else _NullLog()
+        )
         self.steps_log.open(resume_step)
         self.metrics_log.open(resume_step)
         self.tb = (
             TensorBoardLog(self.out / "tensorboard", purge_step=resume_step)
-            if r.output.tensorboard
+            if r.output.tensorboard and main
             else None
         )
         try:
@@ -291,6 +366,8 @@ class Trainer:
             if self.tb is not None:
                 self.tb.close()
         summary = self._summary("ok")
+        if not main:
+            return summary
         atomic_write_json(self.out / "summary.json", summary)
         if r.output.plots:
             from mtopt.train.plots import plot_run
@@ -347,13 +424,17 @@ class Trainer:
                     f"and the last good checkpoint {self.ckpt_dir / 'last.pt'} was kept "
                     "(lower optimizer.lr or check the method)"
                 )
+        self.dist.check_identical(self.model)
         self.steps_log.flush()
         self.metrics_log.flush()
-        save_checkpoint(self.ckpt_dir / "last.pt", self._state())
+        if self.dist.is_main:  # parameters are identical on every rank
+            save_checkpoint(self.ckpt_dir / "last.pt", self._state())
 
     def _fail(self, message: str) -> None:
         self.steps_log.flush()
         self.metrics_log.flush()
+        if not self.dist.is_main:
+            return
         summary = self._summary("failed")
         summary["error"] = message
         atomic_write_json(self.out / "summary.json", summary)
@@ -376,6 +457,7 @@ class Trainer:
                 return self.step >= tr.steps
             return self.epoch >= (tr.epochs or 1)
 
+        dist = self.dist
         t0 = time.perf_counter()
         base_seconds = self.seconds
         while not done():
@@ -385,7 +467,7 @@ class Trainer:
                 total=per_epoch,
                 initial=self.batch_in_epoch,
                 desc=desc,
-                disable=not r.output.progress,
+                disable=not r.output.progress or not self.dist.is_main,
                 leave=False,
                 dynamic_ncols=True,
             )
@@ -399,16 +481,28 @@ class Trainer:
                     and self.batch_in_epoch >= tr.max_batches_per_epoch
                 ):
                     break
-                b = to_device(batch, tr.device)
-                losses = self.model.losses(b)
+                rows = int(batch["labels"].shape[0])
+                local = shard_batch(batch, dist.rank, dist.world_size)
+                if local is None:  # fewer rows than processes: dropped on every rank
+                    self.batch_in_epoch += 1
+                    continue
+                b = to_device(local, self.device)
+                n_local = int(local["labels"].shape[0])
+                dist.reduced = False
+                dist.step = self.step + 1
+
+                def losses_of(b: dict[str, Any] = b, n_local: int = n_local, rows: int = rows):
+                    return dist.globalize_losses(self.model.losses(b), n_local, rows)
+
+                losses = losses_of()
                 self._check_losses(losses)
                 if closure_needed:
-                    info = self.method.step(losses, closure=lambda b=b: self.model.losses(b))
+                    info = self.method.step(losses, closure=losses_of)
                 else:
                     info = self.method.step(losses)
                 self.step += 1
                 self.batch_in_epoch += 1
-                self.samples += int(batch["labels"].shape[0])
+                self.samples += rows
                 if not math.isfinite(info.loss):
                     raise RunError(
                         f"step {self.step} (epoch {self.epoch + 1}): the method's joint loss is "
@@ -489,7 +583,7 @@ class Trainer:
         bs = tr.eval_batch_size or self.recipe.optimizer.batch_size
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            res = evaluate(self.model, self.dataset, split, bs, tr.device)
+            res = evaluate(self.model, self.dataset, split, bs, self.device)
         for w in caught:
             msg = str(w.message)
             if msg not in self.warnings:
@@ -498,6 +592,9 @@ class Trainer:
         return res
 
     def _evaluate(self) -> None:
+        if not self.dist.is_main:  # rank 0 evaluates the full splits (parameters are identical)
+            self.last_eval_step = self.step
+            return
         val = self._eval_split("val")
         self.last_eval_step = self.step
         cur = val.auc_avg
@@ -581,6 +678,7 @@ class Trainer:
             "samples": self.samples,
             "seconds": round(self.seconds, 3),
             "samples_per_second": _finite(self.samples / self.seconds if self.seconds else None),
+            "processes": self.dist.world_size,
             "alpha": (
                 {t: s.summary() for t, s in zip(self.tasks, self.alpha)} if has_alpha else None
             ),

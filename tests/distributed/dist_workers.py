@@ -1,0 +1,141 @@
+"""Worker functions run in spawned processes by the distributed tests (importable by name).
+
+Each worker joins a 2-process gloo group through the environment variables torchrun would set,
+trains tiny recipes with :class:`mtopt.train.trainer.Trainer` and saves what the test compares.
+Outcomes (``ok`` or the error message) are written to files, never raised past the process.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import torch
+
+TINY = {
+    "data": {"name": "synthetic-ranking", "seed": 0, "n_train": 201, "n_val": 128, "n_test": 128},
+    "model": {"name": "shared-bottom", "bottom_dims": [16], "embed_dim": 4, "tower_dims": [8]},
+    "optimizer": {"name": "adam", "lr": 0.01, "batch_size": 64, "weight_decay": 1e-4},
+    "train": {"steps": 4, "seed": 3, "threads": 1, "dist_timeout": 30},
+    "output": {"plots": False, "progress": False},
+}
+
+#: methods the equivalence test trains: update-level, loss-level (stateful), gradient-level
+METHODS: dict[str, dict[str, Any]] = {
+    "pub": {"name": "pub", "solver": "newton"},
+    "ls": {"name": "ls"},
+    "dwa": {"name": "dwa"},
+    "mgda": {"name": "mgda"},
+    "nashmtl": {"name": "nashmtl"},
+}
+
+
+def recipe(method: str, **train: Any):
+    """The tiny recipe with ``method`` (a key of :data:`METHODS`)."""
+    from mtopt.config import recipe_from_dict
+
+    raw = {k: dict(v) for k, v in TINY.items()}
+    raw["method"] = dict(METHODS[method])
+    raw["train"].update(train)
+    return recipe_from_dict(raw, f"{method}.yaml")
+
+
+def _env(rank: int, world: int, port: int) -> None:
+    os.environ.update(
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE=str(world),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        OMP_NUM_THREADS="1",
+        GLOO_SOCKET_IFNAME="lo",
+    )
+    torch.set_num_threads(1)
+
+
+def train_methods(
+    rank: int, world: int, port: int, out: str, methods: list[str], resume: list[str]
+) -> None:
+    """Train each method on 2 ranks; save every rank's final parameters. Methods in
+    ``resume`` are also trained 2 steps, then resumed from the checkpoint to 4."""
+    _env(rank, world, port)
+    res = Path(out)
+    try:
+        from mtopt.train.trainer import Trainer
+
+        for m in methods:
+            t = Trainer(recipe(m), res / m)
+            t.run()
+            sd = {k: v.detach().clone() for k, v in t.model.state_dict().items()}
+            torch.save(sd, res / f"{m}.rank{rank}.pt")
+        for m in resume:  # 2 steps, then resume to the recipe's 4 steps
+            Trainer(recipe(m, steps=2), res / f"{m}-resumed").run()
+            t = Trainer(recipe(m), res / f"{m}-resumed")
+            t.run(resume=True)
+            sd = {k: v.detach().clone() for k, v in t.model.state_dict().items()}
+            torch.save(sd, res / f"{m}-resumed.rank{rank}.pt")
+        (res / f"ok.rank{rank}").write_text("ok")
+    except BaseException:  # noqa: BLE001 - reported to the test through a file
+        (res / f"error.rank{rank}").write_text(traceback.format_exc())
+
+
+def _crash_at(method: Any, at: int) -> None:
+    """Make ``method.step`` raise on its ``at``-th call (the crashing rank only)."""
+    orig, calls = method.step, [0]
+
+    def step(losses: Any, **kw: Any) -> Any:
+        calls[0] += 1
+        if calls[0] == at:
+            raise ZeroDivisionError("injected crash")
+        return orig(losses, **kw)
+
+    method.step = step
+
+
+def crash(rank: int, world: int, port: int, out: str) -> None:
+    """Rank 1 raises at its second step; rank 0 must fail with a clear RunError."""
+    _env(rank, world, port)
+    res = Path(out)
+    t0 = time.perf_counter()
+    try:
+        from mtopt.train.trainer import Trainer, build_components
+
+        r = recipe("ls", steps=6, dist_timeout=20)
+        ds, model, method = build_components(r)
+        if rank == 1:
+            _crash_at(method, 2)
+        Trainer(r, res / "run", components=(ds, model, method)).run()
+        (res / f"ok.rank{rank}").write_text("ok")
+    except BaseException as exc:  # noqa: BLE001
+        (res / f"error.rank{rank}").write_text(
+            f"{type(exc).__name__}: {exc}\n{time.perf_counter() - t0:.1f}"
+        )
+
+
+def diverge(rank: int, world: int, port: int, out: str) -> None:
+    """Rank 1's method nudges a parameter (rank-local state); the check at the next checkpoint
+    must stop both ranks with a RunError naming the problem."""
+    _env(rank, world, port)
+    res = Path(out)
+    try:
+        from mtopt.train.trainer import Trainer, build_components
+
+        r = recipe("ls", steps=4, checkpoint_every=2)
+        ds, model, method = build_components(r)
+        if rank == 1:
+            orig = method.step
+
+            def step(losses: Any, **kw: Any) -> Any:
+                info = orig(losses, **kw)
+                with torch.no_grad():
+                    next(model.parameters()).view(-1)[0] += 1e-3
+                return info
+
+            method.step = step
+        Trainer(r, res / "run", components=(ds, model, method)).run()
+        (res / f"ok.rank{rank}").write_text("ok")
+    except BaseException as exc:  # noqa: BLE001
+        (res / f"error.rank{rank}").write_text(f"{type(exc).__name__}: {exc}")
