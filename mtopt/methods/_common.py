@@ -147,3 +147,52 @@ def positive(name: str, value: Any, allow_zero: bool = False) -> float:
         bound = "≥ 0" if allow_zero else "> 0"
         raise InputError(f"method.{name}: must be finite and {bound}, got {value!r}")
     return v
+
+
+class StatefulStepMixin:
+    """Shared by the gradient-level and loss-weighting base classes: the :class:`StepInfo`
+    of a step and bit-for-bit resumability (optimiser state, step count, RNG state, plus a
+    subclass's own state through ``_extra_state`` / ``_load_extra_state``).
+
+    Expects ``self.opt`` (a torch optimiser), ``self.n_steps``, ``self.generator`` (a
+    ``torch.Generator``) and ``self.has_weights``.
+    """
+
+    opt: Any
+    n_steps: int
+    generator: Any
+    has_weights: bool
+
+    def _info(
+        self,
+        ls: Sequence[Any],
+        w: Sequence[float] | None,
+        extra: dict[str, float],
+        **kw: Any,
+    ) -> Any:
+        from mtopt.methods.base import StepInfo
+
+        vals = [float(x.detach()) for x in ls]
+        weights = [float(x) for x in w] if (self.has_weights and w is not None) else None
+        return StepInfo(loss=float(sum(vals)), task_losses=vals, weights=weights, extra=extra, **kw)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Optimiser state, step count, RNG state and subclass state."""
+        return {
+            "opt": self.opt.state_dict(),
+            "n_steps": self.n_steps,
+            "generator": self.generator.get_state(),
+            "method": self._extra_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.opt.load_state_dict(state["opt"])
+        self.n_steps = int(state["n_steps"])
+        self.generator.set_state(state["generator"])
+        self._load_extra_state(state.get("method", {}))
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {}
+
+    def _load_extra_state(self, state: dict[str, Any]) -> None:
+        pass

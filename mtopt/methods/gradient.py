@@ -29,6 +29,7 @@ import torch
 
 from mtopt.errors import InputError
 from mtopt.methods._common import (
+    StatefulStepMixin,
     check_losses,
     clip_,
     flat,
@@ -48,7 +49,7 @@ from mtopt.methods.base import Method, OptimizerConfig, StepInfo, make_torch_opt
 from mtopt.models.base import MultiTaskModel
 
 
-class GradientMethod(Method):
+class GradientMethod(StatefulStepMixin, Method):
     """Base class of the gradient-level methods (see the module docstring).
 
     Subclasses set :attr:`aggregator_name` and pass the aggregator's hyperparameters to
@@ -117,41 +118,6 @@ class GradientMethod(Method):
         if norm is not None:
             extra["shared_grad_norm"] = norm
         return self._info(ls, w, extra)
-
-    def _info(
-        self,
-        ls: list[torch.Tensor],
-        w: torch.Tensor | Sequence[float] | None,
-        extra: dict[str, float],
-        **kw: Any,
-    ) -> StepInfo:
-        vals = [float(x.detach()) for x in ls]
-        weights = None
-        if self.has_weights and w is not None:
-            weights = [float(x) for x in w]
-        return StepInfo(loss=float(sum(vals)), task_losses=vals, weights=weights, extra=extra, **kw)
-
-    # -- resumability -----------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        """Optimiser state, step count, RNG state and subclass state."""
-        return {
-            "opt": self.opt.state_dict(),
-            "n_steps": self.n_steps,
-            "generator": self.generator.get_state(),
-            "method": self._extra_state(),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.opt.load_state_dict(state["opt"])
-        self.n_steps = int(state["n_steps"])
-        self.generator.set_state(state["generator"])
-        self._load_extra_state(state.get("method", {}))
-
-    def _extra_state(self) -> dict[str, Any]:
-        return {}
-
-    def _load_extra_state(self, state: dict[str, Any]) -> None:
-        pass
 
 
 class MGDA(GradientMethod):

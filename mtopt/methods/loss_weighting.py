@@ -34,6 +34,7 @@ import torch
 
 from mtopt.errors import InputError, RunError
 from mtopt.methods._common import (
+    StatefulStepMixin,
     check_losses,
     clip_,
     make_generator,
@@ -48,7 +49,7 @@ from mtopt.methods.base import Method, OptimizerConfig, StepInfo, make_torch_opt
 from mtopt.models.base import MultiTaskModel
 
 
-class LossWeightingMethod(Method):
+class LossWeightingMethod(StatefulStepMixin, Method):
     """Base class: one backward of :meth:`objective`, one base-optimiser step.
 
     Subclasses implement :meth:`objective` returning ``(objective, weights_or_None)`` and may
@@ -90,35 +91,6 @@ class LossWeightingMethod(Method):
         self.after_step(ls)
         self.n_steps += 1
         return self._info(ls, w, {"objective": float(obj.detach())})
-
-    def _info(
-        self, ls: list[torch.Tensor], w: Sequence[float] | None, extra: dict[str, float]
-    ) -> StepInfo:
-        vals = [float(x.detach()) for x in ls]
-        weights = [float(x) for x in w] if (self.has_weights and w is not None) else None
-        return StepInfo(loss=float(sum(vals)), task_losses=vals, weights=weights, extra=extra)
-
-    # -- resumability -----------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        """Optimiser state, step count, RNG state and subclass state."""
-        return {
-            "opt": self.opt.state_dict(),
-            "n_steps": self.n_steps,
-            "generator": self.generator.get_state(),
-            "method": self._extra_state(),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.opt.load_state_dict(state["opt"])
-        self.n_steps = int(state["n_steps"])
-        self.generator.set_state(state["generator"])
-        self._load_extra_state(state.get("method", {}))
-
-    def _extra_state(self) -> dict[str, Any]:
-        return {}
-
-    def _load_extra_state(self, state: dict[str, Any]) -> None:
-        pass
 
 
 # ---------------------------------------------------------------------------------------------
