@@ -30,7 +30,7 @@ def _root() -> None:
 
 
 # command modules register themselves on `app` when imported
-from mtopt.cli import compare, listing, solve, toy, train  # noqa: E402,F401
+from mtopt.cli import compare, listing, solve, sweep, toy, train  # noqa: E402,F401
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:

@@ -1,0 +1,122 @@
+"""Resumability (finished runs are skipped), failure recording, run keys, presets."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sweep_helpers import FakeTrainer, write_recipe  # noqa: E402
+
+from mtopt.errors import InputError  # noqa: E402
+from mtopt.sweep import (  # noqa: E402
+    EXPERIMENTS,
+    SIZES,
+    Spec,
+    SweepConfig,
+    experiment,
+    plan,
+    preset,
+    run_sweep,
+)
+
+
+def _cfg(r: Path, methods=("ls", "pub"), seeds=(0, 1), overrides=()) -> SweepConfig:
+    return SweepConfig(
+        name="r",
+        recipes=[str(r)],
+        backbones=[Spec("mmoe")],
+        methods=[Spec.parse(m) for m in methods],
+        seeds=list(seeds),
+        overrides=list(overrides),
+    )
+
+
+def test_second_run_skips_finished_runs(tmp_path: Path) -> None:
+    r = write_recipe(tmp_path / "r.yaml")
+    fake = FakeTrainer()
+    res1 = run_sweep(_cfg(r), tmp_path / "o", train_fn=fake, progress=False)
+    assert len(fake.calls) == 4 and res1.executed == 4 and res1.skipped == 0
+    res2 = run_sweep(_cfg(r), tmp_path / "o", train_fn=fake, progress=False)
+    assert len(fake.calls) == 4 and res2.executed == 0 and res2.skipped == 4
+    assert res2.table.markdown == res1.table.markdown
+    # one more seed: only the new runs execute
+    res3 = run_sweep(_cfg(r, seeds=(0, 1, 2)), tmp_path / "o", train_fn=fake, progress=False)
+    assert len(fake.calls) == 6 and res3.executed == 2
+    # another override changes every key: everything runs again
+    run_sweep(_cfg(r, overrides=["optimizer.lr=0.02"]), tmp_path / "o", train_fn=fake,
+              progress=False)  # fmt: skip
+    assert len(fake.calls) == 10
+
+
+def test_failed_runs_are_recorded_and_retried(tmp_path: Path) -> None:
+    r = write_recipe(tmp_path / "r.yaml")
+    fake = FakeTrainer(fail={"pub"})
+    res = run_sweep(_cfg(r), tmp_path / "o", train_fn=fake, progress=False)
+    assert res.failed == 2 and len(fake.calls) == 4
+    out = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert len(out["failed"]) == 2 and all("boom in pub" in f["error"] for f in out["failed"])
+    md = (tmp_path / "o" / "table.md").read_text()
+    assert "2 failed run(s)" in md and "boom in pub" in md
+    # the failed rows have no values; LS still does
+    assert "| MMoE+PUB | — | — | — |" in md
+    # keep-failed: nothing re-runs; retry: only the failed ones re-run
+    run_sweep(_cfg(r), tmp_path / "o", train_fn=fake, progress=False, retry_failed=False)
+    assert len(fake.calls) == 4
+    fake.fail = set()
+    res = run_sweep(_cfg(r), tmp_path / "o", train_fn=fake, progress=False)
+    assert len(fake.calls) == 6 and res.failed == 0
+
+
+def test_keys_ignore_output_and_threads_but_not_seed(tmp_path: Path) -> None:
+    r = write_recipe(tmp_path / "r.yaml")
+    a = plan(_cfg(r), tmp_path / "x", threads=1)
+    b = plan(_cfg(r), tmp_path / "y", threads=2)
+    assert [x.key for x in a] == [x.key for x in b]
+    assert len({x.key for x in a}) == 4
+    # the method section is replaced: a PUB-only option of the recipe never reaches LS
+    ls = [x for x in a if x.method == "LS"][0]
+    assert ls.recipe["method"]["name"] == "ls" and ls.recipe["method"]["solve_every"] is None
+
+
+def test_backbone_switch_keeps_only_portable_model_keys(tmp_path: Path) -> None:
+    r = write_recipe(tmp_path / "r.yaml")
+    cfg = SweepConfig("b", [str(r)], [Spec.parse("ple[expert_dim=8]")], [Spec("ls")], [0])
+    (run,) = plan(cfg, tmp_path / "runs")
+    assert run.recipe["model"] == {
+        "name": "ple", "embed_dim": 4, "tower_dims": [8], "expert_dim": 8
+    }  # fmt: skip
+    assert run.dropped_model_keys == ["expert_dim", "n_experts"]
+
+
+def test_every_preset_plans(tmp_path: Path) -> None:
+    for name in EXPERIMENTS:
+        for size in SIZES:  # every size builds; planning (recipe validation) only for quick
+            cfg = experiment(name, size)
+            assert cfg.name == f"{name}-{size}"
+        runs = plan(experiment(name, "quick"), tmp_path / "runs")
+        assert len(runs) == len({r.key for r in runs})  # no run planned twice
+    assert preset("quick").name == "table3-quick"
+    assert preset("table4-standard").name == "table4-standard"
+    with pytest.raises(InputError):
+        preset("table9-quick")
+
+
+def test_key_ignores_explicit_defaults_and_force_reruns(tmp_path: Path) -> None:
+    plain = write_recipe(tmp_path / "a.yaml")
+    # the same recipe with schema defaults written out: the same runs
+    explicit = write_recipe(
+        tmp_path / "b.yaml", optimizer={"weight_decay": 1e-6}, train={"checkpoint_every": None}
+    )
+    ka = [r.key for r in plan(_cfg(plain), tmp_path / "x")]
+    kb = [r.key for r in plan(_cfg(explicit), tmp_path / "x")]
+    assert ka == kb
+    changed = write_recipe(tmp_path / "c.yaml", optimizer={"weight_decay": 0.0})
+    assert [r.key for r in plan(_cfg(changed), tmp_path / "x")] != ka
+    fake = FakeTrainer()
+    run_sweep(_cfg(plain), tmp_path / "o", train_fn=fake, progress=False)
+    run_sweep(_cfg(plain), tmp_path / "o", train_fn=fake, progress=False, force=True)
+    assert len(fake.calls) == 8
