@@ -7,7 +7,8 @@ evaluates per-task validation AUC at the end of every epoch (or every ``train.ev
 steps), keeps the best model by average validation AUC together with its test AUCs (the PUB
 paper reports the best-validation model), and writes into the output folder:
 
-- ``steps.csv``: one row per step (joint and per-task loss, task weights / α, solver status);
+- ``steps.csv``: one row per step (joint and per-task loss, task weights / α, solver status,
+  and ``extra``: the method's numeric per-step extras as compact JSON);
 - ``metrics.csv``: one row per evaluation (train loss since the last one, validation AUC and
   log-loss per task and on average, test AUC when the validation average improved);
 - ``summary.json``: the best evaluation's validation and test AUCs, α statistics per task,
@@ -31,6 +32,7 @@ same ``(split, batch_size, shuffle, seed, epoch)``).
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import re
 import shutil
@@ -338,7 +340,7 @@ class Trainer:
 
         step_cols = ["step", "epoch", "loss"]
         step_cols += [f"loss_{t}" for t in tasks] + [f"weight_{t}" for t in tasks]
-        step_cols += ["solver_status", "solve_seconds"]
+        step_cols += ["solver_status", "solve_seconds", "extra"]
         metric_cols = ["step", "epoch", "train_loss"] + [f"train_loss_{t}" for t in tasks]
         metric_cols += [f"val_auc_{t}" for t in tasks] + ["val_auc_avg"]
         metric_cols += [f"val_logloss_{t}" for t in tasks] + ["best"]
@@ -570,6 +572,13 @@ class Trainer:
             self.status_counts[info.solver_status] = (
                 self.status_counts.get(info.solver_status, 0) + 1
             )
+        extra = {
+            k: float(v)
+            for k, v in (info.extra or {}).items()
+            if isinstance(v, (int, float)) and math.isfinite(float(v))
+        }
+        # method-specific numbers (PUB diagnostics: cosines, Diff, residual; DRGrad's mu; …)
+        row["extra"] = json.dumps(extra, sort_keys=True, separators=(",", ":")) if extra else None
         self.steps_log.write(row)
         if self.tb is not None:
             vals = {"train/loss": info.loss}

@@ -72,3 +72,21 @@ def test_training_improves_validation_auc(tmp_path: Path) -> None:
     assert s["test"]["auc_avg"] > 0.6
     assert set(s["alpha"]) == {"click", "conversion"}
     assert sum(s["solver_status"].values()) == s["steps"]
+
+
+def test_pub_diagnostics_reach_steps_csv(tmp_path: Path) -> None:
+    """PUB's per-step diagnostics (paper §III: cosines, Diff eq. (1)) are logged by the trainer."""
+    import json
+    import math
+
+    Trainer(quickstart("train.steps=3", "method.diagnostics=true"), tmp_path / "d").run()
+    rows = steps(tmp_path / "d")
+    assert len(rows) == 3
+    for r in rows:
+        extra = json.loads(r["extra"])
+        for key in ("cos_shared", "cos_task", "diff"):
+            assert math.isfinite(extra[key]), key
+        assert -1.0 <= extra["cos_shared"] <= 1.0 and -1.0 <= extra["cos_task"] <= 1.0
+        # Diff, eq. (1): 2|Sim_task - Sim_share| / |Sim_task + Sim_share|
+        a, b = extra["cos_task"], extra["cos_shared"]
+        assert extra["diff"] == pytest.approx(2 * abs(a - b) / abs(a + b), rel=1e-6)
