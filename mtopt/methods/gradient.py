@@ -150,7 +150,7 @@ class MGDA(GradientMethod):
         )
 
 
-class MGDAUB(GradientMethod):
+class MGDAUB(MGDA):
     """MGDA-UB (Sener & Koltun, NeurIPS 2018, Sec. 3.3, eq. 6): MGDA on the representation.
 
     The weights solve MGDA's min-norm problem on the gradients of the task losses with respect
@@ -160,33 +160,12 @@ class MGDAUB(GradientMethod):
     ones ``∇ Σ Lᵢ``. Hyperparameters as :class:`MGDA`.
     """
 
-    aggregator_name = "mgda"
-    has_weights = True
-
-    def __init__(
-        self,
-        model: MultiTaskModel,
-        optimizer: OptimizerConfig,
-        normalization: str = "none",
-        solver: str = "exact",
-        max_norm: float = 0.0,
-        seed: int = 0,
-    ) -> None:
-        super().__init__(
-            model,
-            optimizer,
-            max_norm=max_norm,
-            seed=seed,
-            normalization=normalization,
-            solver=solver,
-        )
-
     def _representation(self) -> list[torch.Tensor]:
         rep = getattr(self.model, "representation", None)
         reps = [rep] if isinstance(rep, torch.Tensor) else list(rep or [])
         if not reps or not all(isinstance(r, torch.Tensor) and r.requires_grad for r in reps):
             raise InputError(
-                f"method mgda_ub: backbone {type(self.model).__name__} does not set "
+                f"method mgda-ub: backbone {type(self.model).__name__} does not set "
                 "model.representation (a tensor in the autograd graph) during forward; "
                 "use method 'mgda' instead"
             )
