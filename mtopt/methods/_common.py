@@ -196,3 +196,15 @@ class StatefulStepMixin:
 
     def _load_extra_state(self, state: dict[str, Any]) -> None:
         pass
+
+
+def log_scale_group(model: Any, lr: float | None) -> tuple[Any, dict[str, Any]]:
+    """Learned per-task log-scales ``s`` (init 0) and their optimiser param group (no weight
+    decay; ``lr`` defaults to the base lr), as IMTL-L and hybrid IMTL use them."""
+    import torch
+
+    scales = torch.zeros(model.n_tasks, requires_grad=True, device=model_device(model))
+    group: dict[str, Any] = {"params": [scales], "weight_decay": 0.0}
+    if lr is not None:
+        group["lr"] = positive("lr", lr)
+    return scales, group

@@ -33,8 +33,8 @@ from mtopt.methods._common import (
     check_losses,
     clip_,
     flat,
+    log_scale_group,
     make_generator,
-    model_device,
     numeric_info,
     positive,
     set_flat_grad,
@@ -301,10 +301,7 @@ class IMTL(GradientMethod):
         max_norm: float = 0.0,
         seed: int = 0,
     ) -> None:
-        self.log_scales = torch.zeros(model.n_tasks, requires_grad=True, device=model_device(model))
-        group: dict[str, Any] = {"params": [self.log_scales], "weight_decay": 0.0}
-        if lr is not None:
-            group["lr"] = positive("lr", lr)
+        self.log_scales, group = log_scale_group(model, lr)
         super().__init__(model, optimizer, max_norm=max_norm, seed=seed, extra_params=[group])
 
     def step(self, losses: Sequence[torch.Tensor]) -> StepInfo:

@@ -37,6 +37,7 @@ from mtopt.methods._common import (
     StatefulStepMixin,
     check_losses,
     clip_,
+    log_scale_group,
     make_generator,
     model_device,
     positive,
@@ -277,10 +278,7 @@ class IMTLL(LossWeightingMethod):
         lr: float | None = None,
         seed: int = 0,
     ) -> None:
-        self.log_scales = torch.zeros(model.n_tasks, requires_grad=True, device=model_device(model))
-        group: dict[str, Any] = {"params": [self.log_scales], "weight_decay": 0.0}
-        if lr is not None:
-            group["lr"] = positive("lr", lr)
+        self.log_scales, group = log_scale_group(model, lr)
         super().__init__(model, optimizer, seed=seed, extra_groups=[group])
 
     def objective(self, ls: list[torch.Tensor]) -> tuple[torch.Tensor, list[float]]:
