@@ -167,6 +167,63 @@ class DistContext:
         self.reduced = True
         return self.all_reduce_mean_(t)
 
+    def reduce_rows(
+        self, parts: Sequence[tuple[torch.Tensor, torch.Tensor]]
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Average row-sparse gradients over ranks: ``parts`` holds, per (task, table),
+        ``(rows, values)`` with ``rows`` the unique touched row indices ``[m]`` and
+        ``values`` their gradient rows ``[m, k]``. Returns, per part, the union of every rank's
+        rows (sorted) and the rank-averaged values there (a rank that did not touch a row
+        contributes 0). The same on every rank, bitwise: every rank coalesces the same gathered
+        data in rank order.
+
+        Three all-gathers per call whatever the number of parts: the row counts, the indices
+        and the values (flattened, padded to the largest rank's total). Memory and traffic are
+        O(W · touched rows), never O(table size).
+        """
+        out = [(r, v) for r, v in parts]
+        if not self.enabled or not parts:
+            return out
+        import torch.distributed as dist
+
+        W = self.world_size
+        dev = parts[0][0].device
+        vdtype = parts[0][1].dtype
+        if any(v.dtype != vdtype for _, v in parts):
+            vdtype = torch.float64  # exact transport of any float dtype; cast back per part
+        widths = [int(v.shape[1]) for _, v in parts]
+        counts = torch.tensor([int(r.numel()) for r, _ in parts], dtype=torch.long, device=dev)
+        gathered = [torch.empty_like(counts) for _ in range(W)]
+        self._collective("all_gather", lambda: dist.all_gather(gathered, counts))
+        per_rank = torch.stack(gathered).cpu()  # [W, P]
+        n_idx = per_rank.sum(1)
+        n_val = (per_rank * torch.tensor(widths, dtype=torch.long)).sum(1)
+        mi, mv = int(n_idx.max()), int(n_val.max())
+        idx = torch.zeros(mi, dtype=torch.long, device=dev)
+        val = torch.zeros(mv, dtype=vdtype, device=dev)
+        cat_i = torch.cat([r.reshape(-1).to(torch.long) for r, _ in parts])
+        cat_v = torch.cat([v.reshape(-1).to(vdtype) for _, v in parts])
+        idx[: cat_i.numel()] = cat_i
+        val[: cat_v.numel()] = cat_v
+        all_i = [torch.empty_like(idx) for _ in range(W)]
+        all_v = [torch.empty_like(val) for _ in range(W)]
+        self._collective("all_gather", lambda: dist.all_gather(all_i, idx))
+        self._collective("all_gather", lambda: dist.all_gather(all_v, val))
+        pieces: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in parts]
+        for w in range(W):
+            oi = ov = 0
+            for p, k in enumerate(widths):
+                m = int(per_rank[w, p])
+                pieces[p].append((all_i[w][oi : oi + m], all_v[w][ov : ov + m * k].view(m, k)))
+                oi, ov = oi + m, ov + m * k
+        for p, (r0, v0) in enumerate(parts):
+            uniq = torch.unique(torch.cat([r for r, _ in pieces[p]]), sorted=True)
+            acc = torch.zeros(uniq.numel(), widths[p], dtype=vdtype, device=dev)
+            for r, v in pieces[p]:  # rank by rank: no index repeats within one index_add_,
+                acc.index_add_(0, torch.searchsorted(uniq, r), v)  # so deterministic on CUDA
+            out[p] = (uniq.to(r0.dtype), acc.div_(W).to(v0.dtype))
+        return out
+
     def reduce_grads_(self, params: Sequence[torch.Tensor]) -> None:
         """Average ``.grad`` of ``params`` (those that have one) with one flat all-reduce."""
         ps = [p for p in params if p.grad is not None]
@@ -333,6 +390,8 @@ def attach(method: Any, ctx: DistContext) -> str:
     opt = getattr(method, "opt", None)
     if opt is not None and hasattr(opt, "grad_reducer"):  # PUB / AdaTask
         opt.grad_reducer = ctx.grad_reducer
+        if hasattr(opt, "row_reducer"):  # row-wise embedding tables: all-gather touched rows
+            opt.row_reducer = ctx.reduce_rows
         return "update-level"
     from mtopt.optim.pub import _MultiTaskUpdate
 

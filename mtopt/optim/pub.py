@@ -280,6 +280,16 @@ class _MultiTaskUpdate(torch.optim.Optimizer):
         #: multi-process hook (mtopt.distributed): averages, in place, the stacked per-task
         #: gradients [n, d] (one call) and the flat task-parameter gradients, before any use
         self.grad_reducer: Callable[[torch.Tensor], torch.Tensor] | None = None
+        #: multi-process hook for the row-wise tables: given, per (task, table), the touched
+        #: rows and their gradient rows, returns the union over processes and the averaged
+        #: values (mtopt.distributed.DistContext.reduce_rows; an all-gather of touched rows)
+        self.row_reducer: (
+            Callable[
+                [list[tuple[torch.Tensor, torch.Tensor]]],
+                list[tuple[torch.Tensor, torch.Tensor]],
+            ]
+            | None
+        ) = None
         self._t = 0  # applied shared updates (bias correction)
         self._calls = 0
         self.last = LastStep()
@@ -366,10 +376,16 @@ class _MultiTaskUpdate(torch.optim.Optimizer):
         """Average the per-task gradients and the task-parameter gradients over processes."""
         assert self.grad_reducer is not None
         if self._rows:
-            raise InputError(
-                "row_wise: not supported with several processes yet (the touched rows differ "
-                "per process); use one process or leave the tables in the dense D"
-            )
+            if self.row_reducer is None:
+                raise InputError(
+                    "row_wise: with several processes PUB needs a row_reducer hook (the touched "
+                    "rows differ per process); train through mtopt.distributed.attach, or leave "
+                    "the tables in the dense D"
+                )
+            K = len(self._rows)
+            flat_rows = [pair for per_task in self._row_grads for pair in per_task]
+            merged = self.row_reducer(flat_rows)
+            self._row_grads = [list(merged[i * K : (i + 1) * K]) for i in range(self.n_tasks)]
         self.grad_reducer(self._grads)
         live = [j for j, g in enumerate(tg) if g is not None]
         if not live:

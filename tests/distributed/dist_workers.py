@@ -26,6 +26,8 @@ TINY = {
 #: methods the equivalence test trains: update-level, loss-level (stateful), gradient-level
 METHODS: dict[str, dict[str, Any]] = {
     "pub": {"name": "pub", "solver": "newton"},
+    # row-wise embedding table: the touched rows are all-gathered across ranks
+    "pub-rows": {"name": "pub", "solver": "newton", "embeddings": "row-wise"},
     "ls": {"name": "ls"},
     "dwa": {"name": "dwa"},
     "mgda": {"name": "mgda"},

@@ -20,7 +20,7 @@ from mtopt.distributed import DistContext, shard_batch  # noqa: E402
 from mtopt.errors import RunError  # noqa: E402
 from mtopt.train.trainer import Trainer  # noqa: E402
 
-METHODS = ["pub", "ls", "dwa", "mgda", "nashmtl"]
+METHODS = ["pub", "pub-rows", "ls", "dwa", "mgda", "nashmtl"]
 #: methods also checked for a multi-process resume
 RESUME = ["pub", "dwa"]
 TIMEOUT = 150.0
