@@ -40,12 +40,9 @@ backbone spec's own parameters are added (``ple[expert_dim=64,n_shared=4]``).
 **Methods.** The recipe's ``method`` section is replaced by ``{name, **params}`` of the method
 spec (``pub[solve_every=10,alpha_scale=exact]``), so no option of one method leaks into another.
 
-**α fixed at 1.** PUB has no fixed-α option; importing this module registers the solver
-``ones`` (:func:`solve_ones`, α = 1 whatever G), used only by the ablation "α = 1" together
-with ``tol: 1e300`` so that :func:`mtopt.solvers.solve`'s residual certificate accepts it. That
-is what a PUB whose solver silently fails does (the joint update is the sum of the per-task
-updates, DESIGN §2.8). The registration is runtime-only and visible to worker processes because
-they import this module.
+**α fixed at 1.** The ablation "α = 1" is ``pub[fixed_alpha=1]`` (:class:`mtopt.optim.PUB`'s
+``fixed_alpha``): the joint update is the sum of the per-task updates, which is what a PUB
+whose solver silently fails does (DESIGN §2.8).
 
 **Parallelism.** ``jobs > 1`` runs several runs at once in ``spawn``-ed worker processes, each
 with ``torch.set_num_threads(1)`` (``train.threads`` is set to ``threads``, default 1, for every
@@ -126,31 +123,6 @@ METHOD_LABELS = {
     "pubadatask": "PUB+AdaTask",
     "drgrad": "DRGrad",
 }
-
-
-# ----------------------------------------------------------------------------------------------
-# the `ones` solver (α fixed at 1) for the ablation
-
-
-def solve_ones(G: np.ndarray, *, tol: float = 1e-6, **_: Any) -> Any:
-    """α = 1 for every task, whatever ``G`` (the ablation "PUB with α fixed at 1").
-
-    Not a solution of ``Gα = 1/α``: :func:`mtopt.solvers.solve` recomputes the residual and
-    reports ``not_converged`` unless the caller's ``tol`` is huge, so the ablation passes
-    ``tol: 1e300`` to PUB. Registered at import of :mod:`mtopt.sweep` only.
-    """
-    from mtopt.solvers.base import SolveResult
-
-    n = int(np.asarray(G).shape[0])
-    return SolveResult(np.ones(n), None, 0, 1e-9, "ok", "ones", info={"fixed": 1.0})
-
-
-registry.register(
-    "solver",
-    "ones",
-    solve_ones,
-    "Ablation only (registered by mtopt.sweep): alpha = 1, needs PUB tol=1e300.",
-)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1793,7 +1765,7 @@ def _ablations(size: str) -> SweepConfig:
             _m("pub[alpha_scale=exact,solve_every=1]", "PUB exact k=1"),
             _m("pub[alpha_scale=frobenius,solve_every=10]", "PUB frobenius k=10"),
             _m("pub[alpha_scale=frobenius,solve_every=100]", "PUB frobenius k=100"),
-            _m("pub[solver=ones,tol=1.0e+300,solve_every=1]", "PUB α=1"),
+            _m("pub[fixed_alpha=1]", "PUB α=1"),
         ],
         seeds=SEEDS[size],
         overrides=SIZE_OVERRIDES[size],

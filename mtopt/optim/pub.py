@@ -688,6 +688,22 @@ def _check_number(name: str, value: Any) -> None:
         raise InputError(f"{name}: must be a finite number ≥ 0, got {value!r}")
 
 
+def _fixed_alpha(value: Any, n: int) -> np.ndarray:
+    """``fixed_alpha`` as n positive finite float64 numbers (one number: every task)."""
+    try:
+        a = np.asarray(value, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        a = np.zeros(0)
+    if a.size == 1:
+        a = np.full(n, float(a[0]))
+    if a.size != n or not np.all(np.isfinite(a)) or not np.all(a > 0):
+        raise InputError(
+            f"fixed_alpha: expected a positive number or {n} positive numbers (one per task), "
+            f"got {value!r}"
+        )
+    return a
+
+
 class PUB(_MultiTaskUpdate):
     """Parameter Update Balancing (Yuan, Cai & Dong, ICDM 2024, Algorithm 1; α from Claim 1,
     ``DᵀDα = 1/α``) for Adam / AdaGrad / RMSProp, with optional UMMs Clippy and AdaTask.
@@ -730,6 +746,10 @@ class PUB(_MultiTaskUpdate):
             PUB, without n copies of the table (docs/scaling.md). Single process only.
         plain: shared tensors taken out of D: they take the plain base step on ``∇Σᵢ Lᵢ`` like
             the task-specific parameters (not Algorithm 1; cheap).
+        fixed_alpha: an ablation, not PUB: a positive number (every task) or one per task used
+            as α at every step instead of a solve (no G is formed; ``last.status`` is
+            ``"fixed"``). ``fixed_alpha=1`` is the plain sum of the per-task updates, which is
+            what a PUB whose solver silently fails (α stays at its start value) computes.
     """
 
     def __init__(
@@ -756,6 +776,7 @@ class PUB(_MultiTaskUpdate):
         diagnostics: bool = False,
         row_wise: Iterable[torch.Tensor] = (),
         plain: Iterable[torch.Tensor] = (),
+        fixed_alpha: float | Sequence[float] | None = None,
     ) -> None:
         from mtopt.registry import registry
         from mtopt.solvers.base import DEFAULT_TOL
@@ -795,6 +816,9 @@ class PUB(_MultiTaskUpdate):
             row_wise=row_wise,
             plain=plain,
         )
+        self._fixed: np.ndarray | None = None
+        if fixed_alpha is not None:
+            self._fixed = _fixed_alpha(fixed_alpha, self.n_tasks)
         self._alpha: np.ndarray | None = None
         self._since_solve = solve_every  # so that the first step solves
         self._last_residual: float | None = None
@@ -803,6 +827,10 @@ class PUB(_MultiTaskUpdate):
         from mtopt.solvers import solve
 
         last = self.last
+        if self._fixed is not None:
+            last.status = "fixed"
+            last.action = "applied"
+            return self._fixed
         self._since_solve += 1
         due = self._alpha is None or self._since_solve > self.solve_every
         if not due:

@@ -1,4 +1,4 @@
-"""Real (tiny) training through the sweep: end to end, observers, the `ones` solver, CLI."""
+"""Real (tiny) training through the sweep: end to end, observers, PUB fixed_alpha, CLI."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sweep_helpers import write_recipe  # noqa: E402
 
+from mtopt.errors import InputError  # noqa: E402
 from mtopt.methods.base import OptimizerConfig  # noqa: E402
 from mtopt.registry import registry  # noqa: E402
 from mtopt.sweep import ObservedMethod, Spec, SweepConfig, run_sweep  # noqa: E402
@@ -51,18 +52,31 @@ def test_observer_cosines_are_one_for_plain_sgd() -> None:
     assert obs._task_grad_cos(losses) == pytest.approx(ref, rel=1e-4)
 
 
-def test_ones_solver_makes_pub_apply_alpha_one() -> None:
+def test_fixed_alpha_one_is_the_sum_of_the_per_task_updates() -> None:
+    """PUB(fixed_alpha=1) moves the shared parameters by −lr·Σᵢ Δθᵢ: compared with the per-task
+    Adam updates computed by hand from the same (fresh) moments at the first step."""
     _, model, batch = _tiny_model()
+    shared = model.shared_parameters()
+    before = [p.detach().clone() for p in shared]
+    losses = model.losses(batch)
+    grads = [torch.autograd.grad(L, shared, retain_graph=True) for L in losses]
+    lr, eps = 1e-3, 1e-8
     pub = registry.get("method", "pub")(
-        model, OptimizerConfig(), solver="ones", tol=1e300, solve_every=1
+        model, OptimizerConfig(lr=lr, eps=eps, weight_decay=0.0), fixed_alpha=1
     )
-    for _ in range(2):
-        info = pub.step(model.losses(batch))
-        assert info.weights == [1.0, 1.0] and info.solver_status == "ok"
-    # without the huge tolerance the certificate rejects alpha = 1 (the solver is no solver)
-    pub = registry.get("method", "pub")(model, OptimizerConfig(), solver="ones", solve_every=1)
-    info = pub.step(model.losses(batch))
-    assert info.solver_status == "not_converged"
+    info = pub.step(losses)
+    assert info.weights == [1.0, 1.0] and info.solver_status == "fixed"
+    assert pub.opt.stats["solves"] == 0
+    for k, p in enumerate(shared):
+        # Adam at t = 1 from zero moments, bias-corrected: Δ = g / (|g| + eps)
+        step = sum(g[k] / (g[k].abs() + eps) for g in grads)
+        assert torch.allclose(p.detach(), before[k] - lr * step, rtol=1e-5, atol=1e-7)
+    # per-task values and bad input
+    pub = registry.get("method", "pub")(model, OptimizerConfig(), fixed_alpha=[0.5, 2.0])
+    assert pub.step(model.losses(batch)).weights == [0.5, 2.0]
+    for bad in (0, -1.0, [1.0, 2.0, 3.0], [1.0, float("nan")], "x"):
+        with pytest.raises(InputError, match="fixed_alpha"):
+            registry.get("method", "pub")(model, OptimizerConfig(), fixed_alpha=bad)
 
 
 @pytest.mark.slow
