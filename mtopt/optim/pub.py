@@ -855,7 +855,7 @@ class PUB(_MultiTaskUpdate):
         opts = dict(self.solver_options)
         if self._solver_warm and self._alpha is not None:
             opts["alpha0"] = self._alpha.copy()
-        res = solve(G, solver=self.solver, tol=self.tol, **opts)
+        res = solve(G, solver=self.solver, tol=self.tol, validate="light", **opts)
         self.stats["solves"] += 1
         last.status = res.status
         last.residual = res.residual

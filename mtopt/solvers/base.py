@@ -8,6 +8,10 @@ and is called through :func:`solve`, which validates ``G`` (with *relative* tole
 unit-diagonal ``C = S G S``, ``S = diag(1/√Gᵢᵢ)``), handles inputs that have no solution,
 recomputes the residual ``r(α) = maxᵢ |αᵢ (Gα)ᵢ − 1|`` of whatever the backend returns and sets
 the status from it. A backend therefore can never return an α without its certificate.
+
+Validation is cheap on the common path (a Cholesky PSD test, :func:`psd_cholesky`, with the
+eigenvalue test only as the fallback that decides unclear cases), and ``solve(...,
+validate="light")`` defers the PSD check for callers that formed ``G = DᵀD`` themselves.
 """
 
 from __future__ import annotations
@@ -30,6 +34,26 @@ SYM_RTOL = 1e-9
 PSD_TOL = 1e-8
 #: a column whose squared norm is below this fraction of the largest is treated as zero
 ZERO_DIAG_RTOL = 1e-32
+#: ``validate=`` modes of :func:`solve`
+VALIDATE_MODES = ("full", "light")
+
+_TINY = float(np.finfo(np.float64).tiny)
+_EPS = float(np.finfo(np.float64).eps)
+# ufuncs called directly: ndarray.max()/np.any() add ~1 µs of Python wrapper per call, which
+# matters when the whole solve of a 3×3 G takes ~10 µs
+_isfinite = np.isfinite
+_min = np.minimum.reduce
+_max = np.maximum.reduce
+_abs = np.absolute
+_all = np.logical_and.reduce
+try:  # numpy's LAPACK Cholesky gufunc without np.linalg.cholesky's checks (~3 µs/call)
+    from numpy.linalg import _umath_linalg as _ul
+
+    _cholesky_lo: Any = _ul.cholesky_lo
+    with np.errstate(invalid="ignore"):
+        _cholesky_lo(np.eye(2), signature="d->d")
+except (ImportError, AttributeError, TypeError):  # pragma: no cover - other numpy layouts
+    _cholesky_lo = None
 
 
 class InvalidGramError(InputError):
@@ -89,7 +113,7 @@ class SolveResult:
 def residual(G: np.ndarray, alpha: np.ndarray) -> float:
     """The certificate ``maxᵢ |αᵢ (Gα)ᵢ − 1|`` (computed in float64)."""
     a = np.asarray(alpha, dtype=np.float64)
-    return float(np.max(np.abs(a * (np.asarray(G, dtype=np.float64) @ a) - 1.0)))
+    return float(_max(_abs(a * (np.asarray(G, dtype=np.float64) @ a) - 1.0), axis=None))
 
 
 def residual_floor(G: np.ndarray, alpha: np.ndarray) -> float:
@@ -113,31 +137,91 @@ def unit_diagonal(G: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return C, s
 
 
-def validate_gram(G: Any, name: str = "G") -> np.ndarray:
-    """Check ``G`` and return it as a symmetric float64 array.
-
-    Raises :class:`InvalidGramError` (an :class:`~mtopt.errors.InputError`) when ``G`` is not
-    2-D square, empty, not finite, not symmetric or not PSD. Symmetry and PSD are judged with
-    relative tolerances on the unit-diagonal ``C = SGS`` so that column norms of 1e-4…1e4 are
-    legitimate; zero columns are allowed here (they make the point Pareto-stationary).
-    """
+def _as_matrix(G: Any, name: str) -> np.ndarray:
+    """``G`` as a float64 array (no copy when it already is one), after the shape and
+    finiteness checks."""
     try:
-        A = np.array(G, dtype=np.float64)
+        A = np.asarray(G, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise InvalidGramError(f"{name}: not a numeric matrix ({exc})") from None
     if A.ndim != 2 or A.shape[0] != A.shape[1]:
         raise InvalidGramError(f"{name}: must be a square n×n matrix, got shape {A.shape}")
     if A.shape[0] == 0:
         raise InvalidGramError(f"{name}: is empty; give at least one task")
-    if not np.all(np.isfinite(A)):
+    if not _all(_isfinite(A), axis=None):
         raise InvalidGramError(f"{name}: contains NaN or Inf; remove non-finite entries")
+    return A
+
+
+def _chol_ok(M: np.ndarray) -> bool:
+    """Whether LAPACK's Cholesky factorisation of ``M`` (lower triangle read) succeeds."""
+    if _cholesky_lo is None:  # pragma: no cover - other numpy layouts
+        try:
+            np.linalg.cholesky(M)
+        except np.linalg.LinAlgError:
+            return False
+        return True
+    with np.errstate(invalid="ignore"):  # failure fills the factor with NaN
+        L = _cholesky_lo(M, signature="d->d")
+    return bool(L[-1, -1] == L[-1, -1])
+
+
+def psd_cholesky(C: np.ndarray) -> bool:
+    """Cholesky PSD test of a unit-diagonal ``C``: ``True`` implies ``λmin(C) > −PSD_TOL·n``.
+
+    The test factors ``C + ½·PSD_TOL·n·I``. In exact arithmetic it succeeds iff
+    ``λmin(C) > −½·PSD_TOL·n``; the factorisation's backward error (``O(n²ε)``, ~1e-14 for
+    n = 10) is far below the remaining margin ``½·PSD_TOL·n``, so success implies that the
+    eigenvalue test of :func:`validate_gram` passes too. ``False`` is inconclusive (the
+    smallest eigenvalue lies below ``−½·PSD_TOL·n``, possibly still above ``−PSD_TOL·n``):
+    the caller then decides with ``eigvalsh``, so the decisions agree exactly with it.
+    Only the lower triangle of ``C`` is read; its diagonal must be 1.
+    """
+    return _shifted_chol_ok(C.copy())
+
+
+def _shifted_chol_ok(C: np.ndarray) -> bool:
+    """:func:`psd_cholesky` on a scratch array: sets its diagonal to ``1 + ½·PSD_TOL·n``."""
+    n = C.shape[0]
+    C.reshape(-1)[:: n + 1] = 1.0 + 0.5 * PSD_TOL * max(1, n)
+    return _chol_ok(C)
+
+
+def _fast_pass(A: np.ndarray, psd: bool) -> np.ndarray | None:
+    """``0.5(A + Aᵀ)`` when ``A`` passes :func:`validate_gram`'s checks by a *sufficient*
+    margin; ``None`` when it is not clear (the full checks then decide, with their messages).
+
+    Only for a positive diagonal (no zero column). Symmetry: ``max|A − Aᵀ| ≤
+    ½·SYM_RTOL·min Gᵢᵢ`` implies ``|Gij − Gji| ≤ SYM_RTOL·√(Gii Gjj)`` for every pair. PSD:
+    the Cholesky test of :func:`psd_cholesky` on ``C = S·½(A + Aᵀ)·S``.
+    """
+    d = A.diagonal()
+    dmin = float(_min(d))
+    dmax = float(_max(d))
+    if not dmin > ZERO_DIAG_RTOL * max(dmax, _TINY):
+        return None  # zero or negative diagonal entries: the full checks handle them
+    At = A.T
+    if float(_max(_abs(A - At), axis=None)) > 0.5 * SYM_RTOL * dmin:
+        return None
+    S = A + At
+    S *= 0.5
+    if psd:
+        s = 1.0 / np.sqrt(d)
+        if not _shifted_chol_ok(S * np.multiply.outer(s, s)):
+            return None
+    return S
+
+
+def _full_checks(A: np.ndarray, name: str, psd: bool) -> np.ndarray:
+    """The reference checks (relative symmetry, zero columns, eigenvalue PSD test); raises
+    :class:`InvalidGramError` with one clear line, else returns ``0.5(A + Aᵀ)``."""
     d = np.diag(A)
     if np.any(d < 0):
         raise InvalidGramError(
             f"{name}: negative diagonal entry {d.min():.3g}; a Gram matrix DᵀD is PSD"
         )
     scale = np.sqrt(np.outer(d, d))
-    big = max(float(d.max()), np.finfo(np.float64).tiny)
+    big = max(float(d.max()), _TINY)
     asym = np.abs(A - A.T)
     if np.any(asym > SYM_RTOL * scale + 1e-300) and np.any(asym > SYM_RTOL * big):
         i, j = np.unravel_index(np.argmax(asym - SYM_RTOL * scale), A.shape)
@@ -146,6 +230,8 @@ def validate_gram(G: Any, name: str = "G") -> np.ndarray:
             "pass G = DᵀD or symmetrise it"
         )
     A = 0.5 * (A + A.T)
+    if not psd:
+        return A
     pos = d > ZERO_DIAG_RTOL * big
     if np.any(~pos):
         # a zero column must have a zero row too (|Gij| ≤ √(Gii Gjj))
@@ -164,6 +250,35 @@ def validate_gram(G: Any, name: str = "G") -> np.ndarray:
     return A
 
 
+def validate_gram(G: Any, name: str = "G", *, psd: bool = True) -> np.ndarray:
+    """Check ``G`` and return it as a symmetric float64 array (``½(G + Gᵀ)``, a new array).
+
+    Raises :class:`InvalidGramError` (an :class:`~mtopt.errors.InputError`) when ``G`` is not
+    2-D square, empty, not finite, not symmetric or not PSD. Symmetry and PSD are judged with
+    relative tolerances on the unit-diagonal ``C = SGS`` so that column norms of 1e-4…1e4 are
+    legitimate; zero columns are allowed here (they make the point Pareto-stationary).
+
+    The PSD criterion is ``λmin(C) ≥ −PSD_TOL·n``. It is decided by a Cholesky factorisation
+    of ``C + ½·PSD_TOL·n·I`` (:func:`psd_cholesky`), which settles every clearly valid input;
+    only when that fails, or a column is (numerically) zero, or symmetry is not clear by a
+    factor 2, are the reference checks (``eigvalsh`` of ``C``) run, so the accept/reject
+    decisions and messages are those of the eigenvalue test. ``psd=False`` skips the PSD
+    checks (shape, finiteness, non-negative diagonal and symmetry only).
+    """
+    A = _as_matrix(G, name)
+    S = _fast_pass(A, psd)
+    if S is not None:
+        return S
+    return _full_checks(A, name, psd)
+
+
+def _certificate(G: np.ndarray, a: np.ndarray) -> tuple[float, float]:
+    """``(residual(G, a), residual_floor(G, a))`` for a float64 ``G`` and ``a`` (one ``G @ a``)."""
+    r = float(_max(_abs(a * (G @ a) - 1.0)))
+    floor = G.shape[0] * _EPS * float(_max(a * (_abs(G) @ a)))
+    return r, floor
+
+
 def finalize(
     G: np.ndarray,
     alpha: np.ndarray | None,
@@ -178,13 +293,18 @@ def finalize(
 ) -> SolveResult:
     """Build a :class:`SolveResult` with the residual recomputed and the status derived from it.
 
-    A non-finite or non-positive α is never returned: it becomes ``None`` with status
-    ``pareto_stationary`` (if the backend said so) or ``not_converged``.
+    ``G`` must be a float64 array (as :func:`validate_gram` returns it). A non-finite or
+    non-positive α is never returned: it becomes ``None`` with status ``pareto_stationary``
+    (if the backend said so) or ``not_converged``.
     """
     info = dict(info or {})
     if alpha is not None:
         alpha = np.asarray(alpha, dtype=np.float64).reshape(-1)
-        if alpha.shape != (G.shape[0],) or not np.all(np.isfinite(alpha)) or np.any(alpha <= 0):
+        if (
+            alpha.shape != (G.shape[0],)
+            or not _all(_isfinite(alpha))
+            or not float(_min(alpha)) > 0.0
+        ):
             info["rejected_alpha"] = "non-finite, non-positive or wrong-shaped alpha"
             alpha = None
     if alpha is None or stationary:
@@ -200,46 +320,73 @@ def finalize(
             compile_seconds,
             info,
         )
-    res = residual(G, alpha)
-    info["residual_floor"] = residual_floor(G, alpha)
+    res, info["residual_floor"] = _certificate(G, alpha)
     status = "ok" if res <= tol else "not_converged"
     return SolveResult(alpha, res, iterations, seconds, status, solver, compile_seconds, info)
 
 
-def solve(G: Any, solver: str = "newton", tol: float = DEFAULT_TOL, **options: Any) -> SolveResult:
+def solve(
+    G: Any,
+    solver: str = "newton",
+    tol: float = DEFAULT_TOL,
+    *,
+    validate: str = "full",
+    **options: Any,
+) -> SolveResult:
     """Solve ``G α = 1/α`` with the registered backend ``solver``.
 
     ``G`` is validated (:func:`validate_gram`); a zero column returns ``pareto_stationary``
     without calling the backend. Backend exceptions propagate (never swallowed). Unknown
-    solver names raise :class:`~mtopt.errors.UnknownNameError`.
+    solver names raise :class:`~mtopt.errors.UnknownNameError`. Whatever the mode, the
+    residual certificate is recomputed on ``G`` for every α returned and the status is set
+    from it.
+
+    ``validate``:
+        ``"full"`` (default): shape, finiteness, symmetry and PSD checks before the solve;
+        an invalid ``G`` raises :class:`InvalidGramError`.
+        ``"light"``: for callers that formed ``G = DᵀD`` themselves in float64 (PUB does):
+        shape, finiteness, non-negative diagonal and symmetry are checked before the solve,
+        the PSD check only when the result is not ``ok`` (and then it raises exactly as in
+        full mode). So the two modes return the same result, or raise the same error, on
+        every input except a ``G`` that fails the PSD check *and* for which the backend
+        found an α with residual ≤ ``tol``: light mode returns that certified α (it solves
+        the equation for the ``G`` given), full mode raises.
     """
     from mtopt.registry import registry
 
     entry = registry.entry("solver", solver)
     if not (tol > 0 and math.isfinite(tol)):
         raise InputError(f"tol: must be a positive finite number, got {tol!r}")
-    A = validate_gram(G)
+    if validate not in VALIDATE_MODES:
+        raise InputError(f"validate: must be one of {', '.join(VALIDATE_MODES)}, got {validate!r}")
+    full = validate == "full"
+    A = _as_matrix(G, "G")
+    S = _fast_pass(A, full)  # a positive diagonal when it passes
     fn = entry.load()
-    d = np.diag(A)
-    if np.any(d <= ZERO_DIAG_RTOL * max(float(d.max()), np.finfo(np.float64).tiny)):
-        return SolveResult(
-            None,
-            None,
-            0,
-            0.0,
-            "pareto_stationary",
-            entry.name,
-            info={"reason": "zero update column"},
-        )
+    if S is None:
+        S = _full_checks(A, "G", full)
+        d = S.diagonal()
+        if float(_min(d)) <= ZERO_DIAG_RTOL * max(float(_max(d)), _TINY):
+            if not full:
+                _full_checks(A, "G", True)  # the deferred PSD check (raises if not PSD)
+            return SolveResult(
+                None,
+                None,
+                0,
+                0.0,
+                "pareto_stationary",
+                entry.name,
+                info={"reason": "zero update column"},
+            )
     t0 = time.perf_counter()
-    result: SolveResult = fn(A, tol=tol, **options)
+    result: SolveResult = fn(S, tol=tol, **options)
     if not isinstance(result, SolveResult):
         raise TypeError(f"solver {entry.name!r} returned {type(result).__name__}, not SolveResult")
     if result.seconds <= 0:
         result.seconds = time.perf_counter() - t0 - result.compile_seconds
     # never trust a backend's own certificate: recompute it on the caller's G
-    return finalize(
-        A,
+    out = finalize(
+        S,
         result.alpha,
         solver=entry.name,
         tol=tol,
@@ -249,3 +396,6 @@ def solve(G: Any, solver: str = "newton", tol: float = DEFAULT_TOL, **options: A
         compile_seconds=result.compile_seconds,
         info=result.info,
     )
+    if not full and out.status != "ok":
+        _full_checks(A, "G", True)  # the deferred PSD check (raises if not PSD)
+    return out

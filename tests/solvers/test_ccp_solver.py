@@ -9,7 +9,7 @@ import pytest
 cvxpy = pytest.importorskip("cvxpy")
 
 import mtopt.solvers.ccp as ccp  # noqa: E402
-from mtopt.errors import SolverUnavailableError  # noqa: E402
+from mtopt.errors import InputError, SolverUnavailableError  # noqa: E402
 from mtopt.solvers import solve  # noqa: E402
 
 
@@ -158,3 +158,87 @@ def test_literal_paper_mode_linearises_outside_the_domain():
         np.testing.assert_allclose(r.alpha, solve(G).alpha, rtol=1e-5)
     else:
         assert r.alpha is None or r.residual > 1e-6
+
+
+# --- procedure="authors": the α solve of the authors' public code, reproduced for timing ---
+
+
+def test_authors_procedure_results_are_certified_and_agree_with_newton():
+    agreed = 0
+    for n, seed, kind in [(2, 0, "random"), (3, 1, "conflicting"), (5, 2, "random"),
+                          (5, 3, "conflicting")]:  # fmt: skip
+        G = _gram(n, seed, kind)
+        r = solve(G, "ccp-raw", procedure="authors")
+        assert 1 <= r.iterations <= ccp.AUTHORS_MAX_ITER
+        assert r.info["procedure"] == "authors"
+        assert r.info["stop"] in ("residual", "alpha_change", "no_solution", "max_iter")
+        if r.alpha is not None:  # the certificate, recomputed here
+            a = r.alpha
+            assert r.residual == pytest.approx(float(np.max(np.abs(a * (G @ a) - 1))), abs=1e-15)
+            Gn = G / np.linalg.norm(G)
+            assert r.info["residual_normalised"] == pytest.approx(
+                float(np.max(np.abs(a * (Gn @ a) - 1))), rel=1e-12
+            )
+        if r.status == "ok":
+            agreed += 1
+            np.testing.assert_allclose(r.alpha, solve(G).alpha, rtol=1e-5)
+    assert agreed >= 3
+
+
+def test_authors_procedure_calls_cvxpy_as_their_code_does(monkeypatch):
+    """Every iteration is one ``solve(..., warm_start=True, max_iters=100, ignore_dpp=True)``;
+    the subproblem is not DPP (∇φ at the parameter α_t), so each call re-canonicalises."""
+    calls = []
+    real = cvxpy.Problem.solve
+
+    def spy(self, *args, **kwargs):
+        calls.append(kwargs)
+        return real(self, *args, **kwargs)
+
+    G = _gram(3, 4)
+    ccp._authors_problem(3)  # built beforehand: only the per-iteration solves are recorded
+    monkeypatch.setattr(cvxpy.Problem, "solve", spy)
+    r = solve(G, "ccp-raw", procedure="authors")
+    assert len(calls) == r.iterations >= 1
+    for kw in calls:
+        assert kw["solver"] == "ECOS" and kw["ignore_dpp"] is True
+        assert kw["warm_start"] is True and kw["max_iters"] == 100
+    assert not ccp._AUTHORS[3].problem.is_dpp()
+
+
+def test_authors_stopping_returns_the_iterate_before_the_last_solve():
+    """Their loop tests α_t (the point the last subproblem was linearised at) and returns it,
+    discarding the last solution: from the exact solution, one solve, α unchanged."""
+    G = 10.0 * _gram(4, 6)  # ‖G‖_F far from 1: the residual test (on G/‖G‖_F) cannot fire
+    exact = solve(G).alpha
+    r = solve(G, "ccp-raw", procedure="authors", alpha0=exact)
+    assert r.iterations == 1 and r.info["stop"] == "alpha_change"
+    np.testing.assert_array_equal(r.alpha, exact)
+    # with ‖G‖_F = 1 the raw and normalised equations coincide and the residual test fires
+    G1 = G / np.linalg.norm(G)
+    exact1 = solve(G1).alpha
+    r1 = solve(G1, "ccp-raw", procedure="authors", alpha0=exact1)
+    assert r1.iterations == 1 and r1.info["stop"] == "residual"
+    np.testing.assert_array_equal(r1.alpha, exact1)
+    # at most max_iter solves; without a stop the last solution is kept
+    r2 = solve(G, "ccp-raw", procedure="authors", max_iter=1)
+    assert r2.iterations == 1
+    if r2.info["stop"] == "max_iter":
+        assert not np.array_equal(r2.alpha, np.ones(4))
+
+
+def test_authors_procedure_degenerate_and_errors(monkeypatch):
+    r = solve(np.array([[4.0, -2.0], [-2.0, 1.0]]), "ccp-raw", procedure="authors")
+    assert r.status == "pareto_stationary" and r.alpha is None  # constraint set infeasible
+    # G·1 = 0: ∇φ(1) is infinite, cvxpy refuses the data; the error propagates (the public
+    # code's bare except would keep α = 1 and stop)
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        solve(np.array([[1.0, -1.0], [-1.0, 1.0]]), "ccp-raw", procedure="authors")
+    with pytest.raises(InputError, match="procedure"):
+        solve(np.eye(2), "ccp-raw", procedure="nash")
+    prob, _ = ccp._authors_problem(3)
+    monkeypatch.setattr(
+        prob, "problem", _FakeProblem("x", prob.alpha, cvxpy.error.SolverError("ECOS blew up"))
+    )
+    with pytest.raises(cvxpy.error.SolverError, match="ECOS blew up"):
+        solve(_gram(3, 5), "ccp-raw", procedure="authors")
