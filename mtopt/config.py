@@ -2,7 +2,7 @@
 
 A recipe has six sections (every field is documented in ``docs/recipes.md``)::
 
-    data:      {name: synthetic-ranking, <the dataset's keyword arguments>}
+    data:      {name: synthetic-ranking, shard: global, <the dataset's keyword arguments>}
     model:     {name: mmoe, <the backbone's keyword arguments>}
     method:    {name: pub, solver: newton, solve_every: 1, alpha_scale: ..., umm: null,
                 <other methods' hyperparameters>}
@@ -59,9 +59,17 @@ class _OpenSection(BaseModel):
 
 
 class DataConfig(_OpenSection):
-    """``data``: the registered dataset ``name`` and its keyword arguments (e.g. ``path``)."""
+    """``data``: the registered dataset ``name`` and its keyword arguments (e.g. ``path``).
+
+    ``shard`` (not passed to the dataset) says how several processes share the training data:
+    ``global`` (default) — every process reads the same global batches and keeps its slice;
+    ``rank`` — every process reads only its own share of the stream, in local batches of
+    ``optimizer.batch_size / processes`` rows, when the dataset supports it (``aliexpress``);
+    other datasets fall back to ``global`` (see docs/scaling.md).
+    """
 
     name: str = "synthetic-ranking"
+    shard: Literal["global", "rank"] = "global"
 
 
 class ModelConfig(_OpenSection):

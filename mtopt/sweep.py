@@ -1174,7 +1174,11 @@ def timing_table(
 
     def per_epoch(rec: dict[str, Any], key: str | None) -> float | None:
         epochs = max(rec["summary"]["epochs_completed"] or 1, 1)
-        value = rec["summary"]["seconds"] if key is None else rec["observations"].get(key)
+        if key is None:  # wall seconds of the training loop (evaluation excluded)
+            summ = rec["summary"]
+            value = summ.get("train_seconds", summ["seconds"])
+        else:
+            value = rec["observations"].get(key)
         return None if value is None else value / epochs
 
     def stat(recs: list[dict[str, Any]], key: str | None) -> float | None:

@@ -29,6 +29,22 @@ with ``shuffle`` the block order is permuted and rows are shuffled within a buff
 ``shuffle_buffer`` rows, so memory stays bounded by ``shuffle_buffer + chunk_rows`` rows
 whatever the file size.
 
+Per-process readers (``data.shard: rank`` with several processes; docs/scaling.md).
+``batches(..., rank=r, world_size=W)`` reads only process ``r``'s share of the split: the
+epoch's block order (the same permutation on every process) is dealt round-robin — the
+``i``-th full block to process ``i mod W`` — for as many complete rounds as there are; the full
+blocks left over (fewer than ``W``) and the file's short last block are each cut into ``W``
+contiguous row ranges, one per process. The shares are disjoint and cover the file; their row
+counts differ by at most one row per cut block, plus the imbalance of the hashed validation rows
+between the blocks. Each process shuffles its rows in its own buffer of ``shuffle_buffer``
+rows. So that the processes step together, every process yields ``c = min_r ⌈R_r / b⌉``
+local batches of ``b`` rows (``R_r``: process ``r``'s rows of the split, known from the block
+index and the validation hash without reading data; the process with the fewest rows ends with
+a partial batch); process ``r`` drops the ``max(0, R_r − c·b)`` rows its stream would yield last,
+in total at most ``Σ_r (R_r − min R)`` rows per epoch (:meth:`AliExpress.rank_plan` reports the
+numbers). Blocks read from the CSV (no binary cache) are parsed whole even when only a row
+range of them is used.
+
 Bad input raises :class:`~mtopt.errors.InputError` naming the file, the line and the problem:
 missing file, missing columns, non-numeric or NaN values, labels outside {0, 1}, negative or
 non-integer categorical ids, ids beyond a given vocabulary size. With ``cat_cardinalities``
@@ -229,6 +245,8 @@ class CsvFile:
 class AliExpress(MTDataset):
     """The AliExpress per-country CSVs streamed from disk (see the module docstring)."""
 
+    supports_rank_shard = True
+
     def __init__(
         self,
         *,
@@ -327,8 +345,11 @@ class AliExpress(MTDataset):
                     f"data.cat_cardinalities: expected {len(cat_cols)} positive integers "
                     f"(one per categorical column), got {self._given_cards}"
                 )
-        #: largest number of rows held in the shuffle buffer / parsed at once (last iteration)
-        self.stats = {"max_buffer_rows": 0, "max_block_rows": 0}
+        #: counters of the last iteration started (see :func:`_fresh_stats`)
+        self.stats = _fresh_stats()
+        #: rows read (binary cache) or parsed (CSV) per split since construction
+        self.rows_read = {"train": 0, "val": 0, "test": 0}
+        self._kept: dict[tuple[str, bool | None], np.ndarray] = {}
         self.cards = [int(c) for c in self._given_cards] if self._given_cards is not None else []
         self.binary_cache = bool(binary_cache)
         self._binary: dict[str, tuple[Path, np.dtype]] = {}
@@ -467,22 +488,37 @@ class AliExpress(MTDataset):
                 "cat_cardinalities to compute them)"
             )
 
-    def _read(self, key: str, b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Rows of block ``b`` of file ``key`` (from the binary cache when there is one)."""
+    def _read(
+        self, key: str, b: int, lo: int = 0, hi: int | None = None, split: str | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rows ``lo:hi`` (default: all) of block ``b`` of file ``key`` (from the binary cache
+        when there is one: only those rows are read; from the CSV the block is parsed whole)."""
         f = self.files[key]
+        full = f.block_rows(b)
+        hi = full if hi is None else hi
         if key in self._binary:
             path, dtype = self._binary[key]
-            rows = f.block_rows(b)
             rec = np.fromfile(
-                path, dtype=dtype, count=rows, offset=b * f.chunk_rows * dtype.itemsize
+                path,
+                dtype=dtype,
+                count=hi - lo,
+                offset=(b * f.chunk_rows + lo) * dtype.itemsize,
             )
             cat = rec["cat"].astype(np.int64)
             dense = np.ascontiguousarray(rec["dense"])
             labels = rec["labels"].astype(np.float32)
+            read = hi - lo
         else:
             cat, dense, labels = self._parse_csv(key, b)
             self._check_cards(key, b, cat)
+            if (lo, hi) != (0, full):
+                cat, dense, labels = cat[lo:hi], dense[lo:hi], labels[lo:hi]
+            read = full
         self.stats["max_block_rows"] = max(self.stats["max_block_rows"], len(labels))
+        self.stats["rows_read"] += read
+        self.stats["pieces"].append((b, lo, hi))
+        if split is not None:
+            self.rows_read[split] += read
         return cat, dense, labels
 
     # ------------------------------------------------------------------ splits
@@ -508,23 +544,149 @@ class AliExpress(MTDataset):
         mask = self._mask(0, n, keep_val)
         return n if mask is None else int(mask.sum())
 
+    # ------------------------------------------------------------------ per-process shares
+    def _piece_rows(self, key: str, keep_val: bool | None, piece: tuple[int, int, int]) -> int:
+        """Rows of the split in ``piece = (block, lo, hi)`` (from row indices; no data read)."""
+        b, lo, hi = piece
+        f = self.files[key]
+        if keep_val is None:
+            return hi - lo
+        if (lo, hi) == (0, f.block_rows(b)):
+            cached = self._kept.get((key, keep_val))
+            if cached is None:
+                cached = np.array(
+                    [
+                        int(self._mask(i * f.chunk_rows, f.block_rows(i), keep_val).sum())
+                        for i in range(f.n_blocks)
+                    ],
+                    dtype=np.int64,
+                )
+                self._kept[(key, keep_val)] = cached
+            return int(cached[b])
+        return int(self._mask(b * f.chunk_rows + lo, hi - lo, keep_val).sum())
+
+    def _deal(self, key: str, order: Sequence[int], world_size: int) -> list[list[tuple]]:
+        """Each process's pieces ``(block, lo, hi)`` of the blocks in ``order``.
+
+        The full blocks are dealt round-robin in ``order`` (the ``i``-th to process ``i mod W``)
+        as long as every process gets one per round; the full blocks of the last, incomplete
+        round and the file's short last block are each split into ``W`` contiguous row ranges,
+        one per process, so that the processes' row counts differ by at most one row per split
+        block (before the validation rows are taken out).
+        """
+        f = self.files[key]
+        if world_size == 1:
+            return [[(int(b), 0, f.block_rows(int(b))) for b in order]]
+        last = f.n_blocks - 1
+        short = last if f.n_blocks and f.block_rows(last) < f.chunk_rows else None
+        whole = [int(b) for b in order if int(b) != short]
+        dealt = len(whole) - len(whole) % world_size
+        shares: list[list[tuple]] = [
+            [(b, 0, f.chunk_rows) for b in whole[r:dealt:world_size]] for r in range(world_size)
+        ]
+        for b in whole[dealt:] + ([short] if short is not None else []):
+            n = f.block_rows(b)
+            for r in range(world_size):
+                lo, hi = n * r // world_size, n * (r + 1) // world_size
+                if hi > lo:
+                    shares[r].append((b, lo, hi))
+        return shares
+
+    def _block_order(
+        self, split: str, n_blocks: int, shuffle: bool, seed: int, epoch: int
+    ) -> tuple[Sequence[int], np.random.Generator | None]:
+        rng = epoch_rng(seed, epoch, split) if shuffle else None
+        order = rng.permutation(n_blocks) if rng is not None else range(n_blocks)
+        return order, rng
+
+    def _plan(
+        self,
+        split: str,
+        key: str,
+        keep_val: bool | None,
+        order: Sequence[int],
+        batch_size: int,
+        world_size: int,
+    ) -> dict[str, Any]:
+        shares = self._deal(key, order, world_size)
+        rows = [sum(self._piece_rows(key, keep_val, p) for p in share) for share in shares]
+        batches = min(-(-r // batch_size) for r in rows)
+        if world_size > 1 and min(rows) == 0:
+            raise InputError(
+                f"data.shard: rank: split {split!r} of {self.files[key].path} has "
+                f"{sum(rows)} rows, too few to give each of {world_size} processes a row; use "
+                "data.shard: global"
+            )
+        dropped = [max(0, r - batches * batch_size) for r in rows]
+        return {"pieces": shares, "rows": rows, "batches": batches, "dropped": dropped}
+
+    def rank_plan(
+        self,
+        split: str,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        seed: int = 0,
+        epoch: int = 0,
+        world_size: int = 1,
+    ) -> dict[str, Any]:
+        """How ``batches(..., rank=r, world_size=W)`` shares ``split`` out, computed from the
+        block sizes and the validation hash alone (no data is read).
+
+        Returns ``pieces`` (per process, its ``(block, first row, end row)`` ranges in reading
+        order), ``rows`` (per process, its rows of the split), ``batches`` (the number of local
+        batches of ``batch_size`` every process yields: ``min_r ⌈rows_r / batch_size⌉``) and
+        ``dropped`` (per process, ``max(0, rows_r − batches·batch_size)``: the rows its stream
+        would have put last, not yielded this epoch).
+        """
+        check_batch_size(batch_size)
+        _check_rank(0, world_size)
+        key, keep_val = self._source(split)
+        order, _ = self._block_order(split, self.files[key].n_blocks, shuffle, seed, epoch)
+        return self._plan(split, key, keep_val, order, batch_size, world_size)
+
     def batches(
-        self, split: str, batch_size: int, *, shuffle: bool = False, seed: int = 0, epoch: int = 0
+        self,
+        split: str,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        seed: int = 0,
+        epoch: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> Iterator[dict]:
         """Stream ``split``; with ``shuffle``: permuted block order + a shuffle buffer, seeded
-        by ``(seed, epoch, split)``. The last batch may be smaller."""
+        by ``(seed, epoch, split)``. The last batch may be smaller.
+
+        With ``world_size > 1``: process ``rank``'s local batches, read from its share of the
+        blocks only (:meth:`rank_plan`), shuffled in its own buffer (seeded by ``(seed, epoch,
+        split, rank, world_size)``); every process yields ``rank_plan(...)["batches"]``
+        batches. ``world_size=1`` is the plain stream.
+        """
         check_batch_size(batch_size)
+        _check_rank(rank, world_size)
         key, keep_val = self._source(split)
         f = self.files[key]
-        rng = epoch_rng(seed, epoch, split) if shuffle else None
-        order = rng.permutation(f.n_blocks) if rng is not None else range(f.n_blocks)
+        order, rng = self._block_order(split, f.n_blocks, shuffle, seed, epoch)
+        self.stats = _fresh_stats()
+        quota: int | None = None
+        if world_size == 1:
+            pieces = self._deal(key, order, 1)[0]
+        else:
+            plan = self._plan(split, key, keep_val, order, batch_size, world_size)
+            pieces, quota = plan["pieces"][rank], plan["batches"]
+            if rng is not None:  # the block order is common; the row shuffle is the process's
+                rng = np.random.default_rng(
+                    [int(seed), int(epoch), check_split_name(split), 1, rank, world_size]
+                )
         limit = max(self.shuffle_buffer, batch_size) if shuffle else batch_size
-        self.stats = {"max_buffer_rows": 0, "max_block_rows": 0}
         pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         held = 0
+        yielded = 0
 
         def drain(final: bool) -> Iterator[dict]:
-            nonlocal pending, held
+            nonlocal pending, held, yielded
             cat = np.concatenate([p[0] for p in pending])
             dense = np.concatenate([p[1] for p in pending])
             labels = np.concatenate([p[2] for p in pending])
@@ -533,15 +695,22 @@ class AliExpress(MTDataset):
                 cat, dense, labels = cat[perm], dense[perm], labels[perm]
             full = len(labels) if final else len(labels) - len(labels) % batch_size
             for s in range(0, full, batch_size):
+                if quota is not None and yielded >= quota:
+                    return
                 e = min(s + batch_size, full)
+                self.stats["batches"] += 1
+                self.stats["rows_yielded"] += e - s
+                yielded += 1
                 yield make_batch(cat[s:e], dense[s:e], labels[s:e])
             rest = (cat[full:], dense[full:], labels[full:])
             pending = [rest] if len(rest[2]) else []
             held = len(rest[2])
 
-        for b in order:
-            cat, dense, labels = self._read(key, int(b))
-            mask = self._mask(int(b) * f.chunk_rows, len(labels), keep_val)
+        for b, lo, hi in pieces:
+            if quota is not None and yielded >= quota:
+                return  # the rest of this process's share is the documented drop
+            cat, dense, labels = self._read(key, b, lo, hi, split)
+            mask = self._mask(b * f.chunk_rows + lo, len(labels), keep_val)
             if mask is not None:
                 cat, dense, labels = cat[mask], dense[mask], labels[mask]
             pending.append((cat, dense, labels))
@@ -549,8 +718,27 @@ class AliExpress(MTDataset):
             self.stats["max_buffer_rows"] = max(self.stats["max_buffer_rows"], held)
             if held >= limit:
                 yield from drain(final=False)
-        if held:
+        if held and (quota is None or yielded < quota):
             yield from drain(final=True)
+
+
+def _fresh_stats() -> dict[str, Any]:
+    """The per-iteration counters of :attr:`AliExpress.stats`."""
+    return {
+        "max_buffer_rows": 0,  # most rows held in the shuffle buffer
+        "max_block_rows": 0,  # most rows parsed / read at once
+        "rows_read": 0,  # rows read from the binary cache or parsed from the CSV
+        "pieces": [],  # (block, first row, end row) read, in order
+        "batches": 0,
+        "rows_yielded": 0,
+    }
+
+
+def _check_rank(rank: int, world_size: int) -> None:
+    if int(world_size) != world_size or world_size < 1:
+        raise InputError(f"world_size must be a positive integer, got {world_size!r}")
+    if int(rank) != rank or not 0 <= rank < world_size:
+        raise InputError(f"rank must be an integer in [0, {world_size}), got {rank!r}")
 
 
 def write_synthetic_aliexpress_csv(

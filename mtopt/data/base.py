@@ -12,6 +12,22 @@ A batch is a ``dict`` of CPU tensors:
 Datasets are iterables of batches, seeded and reproducible: ``batches(split, batch_size,
 shuffle, seed, epoch)`` yields the same batches for the same arguments. Large files stream
 (bounded memory); small embedded data may be materialised.
+
+Per-process readers (recipe ``data.shard: rank``, see docs/scaling.md). A dataset whose class
+sets :attr:`MTDataset.supports_rank_shard` to ``True`` also accepts ``rank`` and ``world_size``
+keyword arguments: ``batches(split, b, shuffle=..., seed=..., epoch=..., rank=r, world_size=W)``
+then yields only process ``r``'s *local* batches of (at most) ``b`` rows, read from its own share
+of the split, such that
+
+- the ``W`` processes' shares are disjoint, and
+- every process yields the **same number** of batches for the same arguments (the trainer steps
+  all processes together; it also checks this each step and ends the epoch on every process as
+  soon as one process's stream ends),
+- ``world_size=1`` gives exactly the batches of the call without ``rank`` / ``world_size``.
+
+The trainer only passes ``rank`` / ``world_size`` to such datasets, so a dataset (a plugin's
+included) that leaves the attribute ``False`` keeps the narrower signature; with ``shard: rank``
+it is served as with ``shard: global`` (every process slices the same global batches).
 """
 
 from __future__ import annotations
@@ -43,10 +59,26 @@ class MTDataset:
 
     schema: Schema
 
+    #: ``batches`` takes ``rank`` / ``world_size`` and reads only that process's share (see the
+    #: module docstring); ``False``: the trainer slices global batches instead
+    supports_rank_shard: bool = False
+
     def batches(
-        self, split: str, batch_size: int, *, shuffle: bool = False, seed: int = 0, epoch: int = 0
+        self,
+        split: str,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        seed: int = 0,
+        epoch: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> Iterator[dict]:
-        """Yield batches of ``split`` (one of ``train``, ``val``, ``test``)."""
+        """Yield batches of ``split`` (one of ``train``, ``val``, ``test``).
+
+        ``rank`` / ``world_size`` are passed only when :attr:`supports_rank_shard` is true
+        (subclasses without it need not accept them).
+        """
         raise NotImplementedError
 
     def num_rows(self, split: str) -> int | None:

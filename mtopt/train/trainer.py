@@ -12,7 +12,9 @@ paper reports the best-validation model), and writes into the output folder:
 - ``metrics.csv``: one row per evaluation (train loss since the last one, validation AUC and
   log-loss per task and on average, test AUC when the validation average improved);
 - ``summary.json``: the best evaluation's validation and test AUCs, α statistics per task,
-  solver status counts, time;
+  solver status counts, time: ``seconds`` (the whole loop), ``train_seconds`` (the training
+  steps, data reading included; neither evaluation nor checkpoints), ``eval_seconds`` (the
+  validation / test evaluations) and ``samples_per_second`` (samples / ``train_seconds``);
 - ``checkpoints/last.pt`` (resume point: model, method state, RNG states, data position) and
   ``checkpoints/best.pt`` (best model), written atomically and loadable with
   ``torch.load(weights_only=True)``;
@@ -20,8 +22,11 @@ paper reports the best-validation model), and writes into the output folder:
 
 Several processes (``torchrun --nproc-per-node N -m mtopt train recipe.yaml``, see
 :mod:`mtopt.distributed` and docs/scaling.md): every process takes its slice of the same global
-batches, losses and gradients are averaged across processes so that parameters stay bitwise
-identical (checked at every checkpoint), and rank 0 alone evaluates and writes the files above.
+batches (``data.shard: global``) or reads its own local batches of ``batch_size / N`` rows
+(``data.shard: rank``, datasets with ``supports_rank_shard``; one all-reduce of the local row
+counts per step gives the global batch size and ends the epoch on every process together),
+losses and gradients are averaged across processes so that parameters stay bitwise identical
+(checked at every checkpoint), and rank 0 alone evaluates and writes the files above.
 
 Reproducibility: everything is seeded from ``train.seed``; ``--resume`` restores the RNG states
 and skips the batches of the current epoch already consumed, so an interrupted and resumed run
@@ -223,6 +228,8 @@ class Trainer:
         self.warnings: list[str] = []
         self.dist = DistContext()
         self.device = recipe.train.device
+        #: each process reads its own local batches (``data.shard: rank``, set by ``run``)
+        self.by_rank = False
 
     # ----------------------------------------------------------------------------------------
     @property
@@ -251,6 +258,10 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
 
     def _check_resume_recipe(self, saved: dict[str, Any]) -> None:
+        try:  # fields added to the schema since the checkpoint was written take their defaults
+            saved = Recipe.model_validate(saved).to_dict()
+        except ValueError:
+            pass
         now = _flat({k: v for k, v in self.recipe.to_dict().items() if k != "output"})
         then = _flat({k: v for k, v in saved.items() if k != "output"})
         diff = sorted(
@@ -326,6 +337,10 @@ class Trainer:
         self.epoch = 0
         self.batch_in_epoch = 0
         self.seconds = 0.0
+        self.train_seconds = 0.0
+        self.eval_seconds = 0.0
+        self._clock: tuple[float, float, float] | None = None  # (start, base total, base train)
+        self._excluded = 0.0  # seconds of evaluation and checkpoints since the clock started
         self.samples = 0
         self.last_eval_step = -1
         self.best: dict[str, Any] | None = None
@@ -335,7 +350,8 @@ class Trainer:
         self.status_counts: dict[str, int] = {}
         if ckpt is not None:
             self._restore(ckpt)
-        elif main:
+        self.by_rank = self._rank_shard()
+        if ckpt is None and main:
             atomic_write_text(self.out / "recipe.yaml", _dump_yaml(r.to_dict()))
 
         step_cols = ["step", "epoch", "loss"]
@@ -385,6 +401,9 @@ class Trainer:
         self.step, self.epoch, self.batch_in_epoch = pos["step"], pos["epoch"], pos["batch"]
         t = ckpt["trainer"]
         self.seconds = float(t["seconds"])
+        # checkpoints written before the split: all of it counted as training
+        self.train_seconds = float(t.get("train_seconds", self.seconds))
+        self.eval_seconds = float(t.get("eval_seconds", 0.0))
         self.samples = int(t["samples"])
         self.last_eval_step = int(t["last_eval_step"])
         self.best = t["best"]
@@ -407,6 +426,8 @@ class Trainer:
             "position": {"step": self.step, "epoch": self.epoch, "batch": self.batch_in_epoch},
             "trainer": {
                 "seconds": self.seconds,
+                "train_seconds": self.train_seconds,
+                "eval_seconds": self.eval_seconds,
                 "samples": self.samples,
                 "last_eval_step": self.last_eval_step,
                 "best": self.best,
@@ -419,6 +440,14 @@ class Trainer:
         }
 
     def _checkpoint(self) -> None:
+        t0 = time.perf_counter()
+        self._tick()
+        try:
+            self._write_checkpoint()
+        finally:
+            self._excluded += time.perf_counter() - t0
+
+    def _write_checkpoint(self) -> None:
         for name, p in self.model.named_parameters():
             if not bool(torch.isfinite(p.detach()).all()):
                 raise RunError(
@@ -433,6 +462,7 @@ class Trainer:
             save_checkpoint(self.ckpt_dir / "last.pt", self._state())
 
     def _fail(self, message: str) -> None:
+        self._tick()
         self.steps_log.flush()
         self.metrics_log.flush()
         if not self.dist.is_main:
@@ -442,12 +472,69 @@ class Trainer:
         atomic_write_json(self.out / "summary.json", summary)
 
     # ----------------------------------------------------------------------------------------
+    def _rank_shard(self) -> bool:
+        """Whether each process reads its own local batches (``data.shard: rank``)."""
+        r, dist = self.recipe, self.dist
+        if r.data.shard != "rank" or not dist.enabled:
+            return False  # one process: the global stream is the process's stream
+        if not getattr(self.dataset, "supports_rank_shard", False):
+            self._note(
+                f"data.shard: rank: dataset {r.data.name!r} has no per-process reader; every "
+                "process reads the global batches and keeps its slice (as with shard: global)"
+            )
+            return False
+        bs, w = r.optimizer.batch_size, dist.world_size
+        if bs % w:
+            raise InputError(
+                f"{self.source}: optimizer.batch_size: {bs} is not divisible by the {w} "
+                f"processes; data.shard: rank reads local batches of batch_size / {w} rows "
+                f"(use a multiple of {w}, or data.shard: global)"
+            )
+        return True
+
+    def _note(self, msg: str) -> None:
+        """Warn (rank 0) and keep ``msg`` for the summary's ``warnings``."""
+        if not self.dist.is_main:
+            return
+        warnings.warn(msg, stacklevel=3)
+        if msg not in self.warnings:
+            self.warnings.append(msg)
+
+    def _agree(self, batch: dict[str, Any] | None) -> tuple[dict[str, Any] | None, int]:
+        """``data.shard: rank``: (this process's batch, the global batch's rows), or
+        ``(None, 0)`` when any process's stream has ended — one all-reduce of (local rows,
+        ended) per step, so every process stops at the same step."""
+        n = 0 if batch is None else int(batch["labels"].shape[0])
+        t = torch.tensor([n, int(n == 0)], dtype=torch.int64, device=self.device)
+        self.dist.all_reduce_sum_(t)
+        total, ended = (int(v) for v in t.tolist())
+        if ended:
+            if ended < self.dist.world_size:
+                self._note(
+                    f"data.shard: rank: dataset {self.recipe.data.name!r} gave the processes "
+                    f"different numbers of batches in epoch {self.epoch + 1}; every process "
+                    "stopped with the shortest stream (the others' remaining rows were skipped)"
+                )
+            return None, 0
+        return batch, total
+
+    def _tick(self) -> None:
+        """Bring ``seconds`` and ``train_seconds`` up to now (no-op before the loop starts)."""
+        if self._clock is None:
+            return
+        start, base_total, base_train = self._clock
+        elapsed = time.perf_counter() - start
+        self.seconds = base_total + elapsed
+        self.train_seconds = base_train + elapsed - self._excluded
+
     def _loop(self) -> None:
         from tqdm.auto import tqdm
 
         r = self.recipe
         tr = r.train
+        dist = self.dist
         bs = r.optimizer.batch_size
+        by_rank = self.by_rank
         rows = self.dataset.num_rows("train")
         per_epoch = math.ceil(rows / bs) if rows else None
         if tr.max_batches_per_epoch is not None:
@@ -459,9 +546,9 @@ class Trainer:
                 return self.step >= tr.steps
             return self.epoch >= (tr.epochs or 1)
 
-        dist = self.dist
-        t0 = time.perf_counter()
-        base_seconds = self.seconds
+        # seconds = train_seconds + what _evaluate / _checkpoint spend (self._excluded)
+        self._clock = (time.perf_counter(), self.seconds, self.train_seconds)
+        self._excluded = 0.0
         while not done():
             total_epochs = tr.epochs if tr.epochs is not None else None
             desc = f"epoch {self.epoch + 1}" + (f"/{total_epochs}" if total_epochs else "")
@@ -473,25 +560,41 @@ class Trainer:
                 leave=False,
                 dynamic_ncols=True,
             )
-            it = self.dataset.batches("train", bs, shuffle=True, seed=tr.seed, epoch=self.epoch)
+            if by_rank:  # this process's own share, in local batches
+                it = self.dataset.batches(
+                    "train",
+                    bs // dist.world_size,
+                    shuffle=True,
+                    seed=tr.seed,
+                    epoch=self.epoch,
+                    rank=dist.rank,
+                    world_size=dist.world_size,
+                )
+            else:
+                it = self.dataset.batches("train", bs, shuffle=True, seed=tr.seed, epoch=self.epoch)
             if self.batch_in_epoch:
                 it = itertools.islice(it, self.batch_in_epoch, None)
             epoch_finished = True
-            for batch in it:
-                if (
-                    tr.max_batches_per_epoch is not None
-                    and self.batch_in_epoch >= tr.max_batches_per_epoch
-                ):
-                    break
-                rows = int(batch["labels"].shape[0])
-                local = shard_batch(batch, dist.rank, dist.world_size)
-                if local is None:  # fewer rows than processes: dropped on every rank
-                    self.batch_in_epoch += 1
-                    continue
+            while (
+                tr.max_batches_per_epoch is None or self.batch_in_epoch < tr.max_batches_per_epoch
+            ):
+                batch = next(it, None)
+                dist.step = self.step + 1
+                if by_rank:
+                    local, rows = self._agree(batch)
+                    if local is None:
+                        break
+                else:
+                    if batch is None:
+                        break
+                    rows = int(batch["labels"].shape[0])
+                    local = shard_batch(batch, dist.rank, dist.world_size)
+                    if local is None:  # fewer rows than processes: dropped on every rank
+                        self.batch_in_epoch += 1
+                        continue
                 b = to_device(local, self.device)
                 n_local = int(local["labels"].shape[0])
                 dist.reduced = False
-                dist.step = self.step + 1
 
                 def losses_of(b: dict[str, Any] = b, n_local: int = n_local, rows: int = rows):
                     return dist.globalize_losses(self.model.losses(b), n_local, rows)
@@ -515,7 +618,6 @@ class Trainer:
                 bar.update(1)
                 if self.step % 20 == 0:
                     bar.set_postfix(loss=f"{info.loss:.4f}", refresh=False)
-                self.seconds = base_seconds + time.perf_counter() - t0
                 if tr.eval_every is not None and self.step % tr.eval_every == 0:
                     self._evaluate()
                     self._checkpoint()
@@ -528,14 +630,13 @@ class Trainer:
             if epoch_finished:
                 self.epoch += 1
                 self.batch_in_epoch = 0
-                self.seconds = base_seconds + time.perf_counter() - t0
                 if tr.eval_every is None and self.last_eval_step != self.step:
                     self._evaluate()
                 self._checkpoint()
-        self.seconds = base_seconds + time.perf_counter() - t0
         if self.last_eval_step != self.step:
             self._evaluate()
         self._checkpoint()
+        self._tick()
 
     def _check_losses(self, losses: list[torch.Tensor]) -> None:
         vals = torch.stack([x.detach().float() for x in losses])
@@ -601,6 +702,16 @@ class Trainer:
         return res
 
     def _evaluate(self) -> None:
+        t0 = time.perf_counter()
+        self._tick()
+        try:
+            self._evaluate_main()
+        finally:
+            dt = time.perf_counter() - t0
+            self._excluded += dt
+            self.eval_seconds += dt
+
+    def _evaluate_main(self) -> None:
         if not self.dist.is_main:  # rank 0 evaluates the full splits (parameters are identical)
             self.last_eval_step = self.step
             return
@@ -686,7 +797,11 @@ class Trainer:
             "epochs_completed": self.epoch,
             "samples": self.samples,
             "seconds": round(self.seconds, 3),
-            "samples_per_second": _finite(self.samples / self.seconds if self.seconds else None),
+            "train_seconds": round(self.train_seconds, 3),
+            "eval_seconds": round(self.eval_seconds, 3),
+            "samples_per_second": _finite(
+                self.samples / self.train_seconds if self.train_seconds > 0 else None
+            ),
             "processes": self.dist.world_size,
             "alpha": (
                 {t: s.summary() for t, s in zip(self.tasks, self.alpha)} if has_alpha else None

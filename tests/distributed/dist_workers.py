@@ -141,3 +141,75 @@ def diverge(rank: int, world: int, port: int, out: str) -> None:
         (res / f"ok.rank{rank}").write_text("ok")
     except BaseException as exc:  # noqa: BLE001
         (res / f"error.rank{rank}").write_text(f"{type(exc).__name__}: {exc}")
+
+
+# -------------------------------------------------------------------- data.shard: rank
+def shard_recipe(data_dir: str, **train: Any):
+    """A tiny AliExpress recipe with ``data.shard: rank``; ``search_id`` (the row index in the
+    file written by ``write_synthetic_aliexpress_csv``) is fed as a categorical column so that
+    the tests can tell which rows every process trained on."""
+    from mtopt.config import recipe_from_dict
+
+    raw = {
+        "data": {
+            "name": "aliexpress",
+            "path": data_dir,
+            "shard": "rank",
+            "chunk_rows": 100,
+            "shuffle_buffer": 256,
+            "categorical_columns": ["search_id", "categorical_1", "categorical_2"],
+            "numerical_columns": ["numerical_1", "numerical_2", "numerical_3"],
+        },
+        "model": dict(TINY["model"]),
+        "method": {"name": "pub", "solver": "newton"},
+        "optimizer": dict(TINY["optimizer"]),
+        "train": {"epochs": 1, "seed": 3, "threads": 1, "dist_timeout": 30, **train},
+        "output": dict(TINY["output"]),
+    }
+    return recipe_from_dict(raw, "shard.yaml")
+
+
+def _recording(ds: Any, record: dict[str, Any]) -> None:
+    """Make ``ds.batches`` keep the train batches it yields and, once a train stream ends, its
+    pieces and rows read (before an evaluation resets ``ds.stats``)."""
+    orig = ds.batches
+
+    def batches(split: str, *args: Any, **kw: Any) -> Any:
+        it = orig(split, *args, **kw)
+        if split != "train":
+            yield from it
+            return
+        for b in it:
+            record["batches"].append((b["cat"], b["dense"], b["labels"]))
+            yield b
+        record["pieces"] = [list(p) for p in ds.stats["pieces"]]
+        record["rows_read"] = int(ds.stats["rows_read"])
+
+    ds.batches = batches
+
+
+def shard_rank(rank: int, world: int, port: int, out: str, data_dir: str) -> None:
+    """Train one epoch with ``data.shard: rank``; save what each process read and trained on.
+    Then the same recipe for 5 steps, resumed to the end of the epoch (final parameters)."""
+    _env(rank, world, port)
+    res = Path(out)
+    try:
+        from mtopt.train.trainer import Trainer, build_components
+
+        r = shard_recipe(data_dir)
+        ds, model, method = build_components(r)
+        record: dict[str, Any] = {"batches": []}
+        _recording(ds, record)
+        t = Trainer(r, res / "run", components=(ds, model, method))
+        summary = t.run()
+        record["params"] = {k: v.detach().clone() for k, v in t.model.state_dict().items()}
+        record["steps"] = t.step
+        record["samples"] = int(summary["samples"])
+        Trainer(shard_recipe(data_dir, epochs=None, steps=5), res / "resumed").run()
+        t2 = Trainer(r, res / "resumed")
+        t2.run(resume=True)
+        record["resumed"] = {k: v.detach().clone() for k, v in t2.model.state_dict().items()}
+        torch.save(record, res / f"shard.rank{rank}.pt")
+        (res / f"ok.rank{rank}").write_text("ok")
+    except BaseException:  # noqa: BLE001 - reported to the test through a file
+        (res / f"error.rank{rank}").write_text(traceback.format_exc())
