@@ -45,6 +45,16 @@ def recipe(method: str, **train: Any):
     return recipe_from_dict(raw, f"{method}.yaml")
 
 
+def next_port() -> None:
+    """Point ``MASTER_PORT`` at the next of the ports the test reserved (``MTOPT_TEST_PORTS``):
+    every run of a sequence gets its own rendezvous port. On one port, a fast rank could join
+    the previous run's store while rank 0 is still tearing it down, and rank 0's new store
+    would then wait for a client that never comes."""
+    ports = os.environ["MTOPT_TEST_PORTS"].split(",")
+    os.environ["MTOPT_TEST_PORTS"] = ",".join(ports[1:])
+    os.environ["MASTER_PORT"] = ports[0]
+
+
 def _env(rank: int, world: int, port: int) -> None:
     os.environ.update(
         RANK=str(rank),
@@ -69,12 +79,15 @@ def train_methods(
         from mtopt.train.trainer import Trainer
 
         for m in methods:
+            next_port()
             t = Trainer(recipe(m), res / m)
             t.run()
             sd = {k: v.detach().clone() for k, v in t.model.state_dict().items()}
             torch.save(sd, res / f"{m}.rank{rank}.pt")
         for m in resume:  # 2 steps, then resume to the recipe's 4 steps
+            next_port()
             Trainer(recipe(m, steps=2), res / f"{m}-resumed").run()
+            next_port()
             t = Trainer(recipe(m), res / f"{m}-resumed")
             t.run(resume=True)
             sd = {k: v.detach().clone() for k, v in t.model.state_dict().items()}
@@ -205,7 +218,9 @@ def shard_rank(rank: int, world: int, port: int, out: str, data_dir: str) -> Non
         record["params"] = {k: v.detach().clone() for k, v in t.model.state_dict().items()}
         record["steps"] = t.step
         record["samples"] = int(summary["samples"])
+        next_port()
         Trainer(shard_recipe(data_dir, epochs=None, steps=5), res / "resumed").run()
+        next_port()
         t2 = Trainer(r, res / "resumed")
         t2.run(resume=True)
         record["resumed"] = {k: v.detach().clone() for k, v in t2.model.state_dict().items()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import socket
 import sys
 import time
@@ -26,10 +27,16 @@ RESUME = ["pub", "dwa"]
 TIMEOUT = 150.0
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free ports (all bound at once, then released)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def launch(target: str, out: Path, *args: object) -> list[str]:
@@ -37,7 +44,8 @@ def launch(target: str, out: Path, *args: object) -> list[str]:
     from this already warmed-up interpreter: a fresh one spends ~10 s importing on a loaded
     2-core box); return each rank's outcome (``ok`` or its error)."""
     ctx = mp.get_context("fork")
-    port = free_port()
+    port, *more = free_ports(24)
+    os.environ["MTOPT_TEST_PORTS"] = ",".join(map(str, more))  # dist_workers.next_port
     fn = getattr(dist_workers, target)
     procs = [ctx.Process(target=fn, args=(r, 2, port, str(out), *args)) for r in range(2)]
     for p in procs:
