@@ -56,6 +56,7 @@ import hashlib
 import io
 import json
 import math
+import os
 import re
 import time
 import traceback
@@ -769,11 +770,30 @@ def execute(payload: dict[str, Any], train_fn: TrainFn | None = None) -> dict[st
 def _worker_init() -> None:
     import torch
 
+    watch_parent()
     torch.set_num_threads(1)
     try:
         torch.set_num_interop_threads(1)
     except RuntimeError:
         pass  # already set in this process
+
+
+def watch_parent(period: float = 1.0) -> None:
+    """Exit this process (code 1) soon after its parent dies: a sweep worker must not outlive
+    a ``mtopt sweep`` that was killed (SIGTERM / SIGKILL skip the pool's clean-up, and an
+    orphaned worker would wait on its task queue forever). The interrupted run is re-trained
+    on the next invocation. A daemon thread polls ``os.getppid()``."""
+    import threading
+
+    parent = os.getppid()
+
+    def loop() -> None:
+        while True:
+            time.sleep(period)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=loop, name="mtopt-watch-parent", daemon=True).start()
 
 
 def _jsonable(x: Any) -> Any:

@@ -120,3 +120,43 @@ def test_key_ignores_explicit_defaults_and_force_reruns(tmp_path: Path) -> None:
     run_sweep(_cfg(plain), tmp_path / "o", train_fn=fake, progress=False)
     run_sweep(_cfg(plain), tmp_path / "o", train_fn=fake, progress=False, force=True)
     assert len(fake.calls) == 8
+
+
+def test_sweep_worker_exits_when_its_parent_is_killed(tmp_path: Path) -> None:
+    """A worker (here: a grandchild running mtopt.sweep.watch_parent, then sleeping) exits within
+    a few seconds of its parent's SIGKILL instead of lingering as an orphan."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pid_file = tmp_path / "child.pid"
+    child = (
+        "import os, sys, time; from mtopt.sweep import watch_parent; watch_parent(0.1); "
+        f"open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    )
+    middle = subprocess.Popen(
+        [sys.executable, "-c", f"import subprocess, sys, time; "
+         f"subprocess.Popen([sys.executable, '-c', {child!r}]); time.sleep(60)"]
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline, "the worker did not start"
+        time.sleep(0.05)
+    pid = int(pid_file.read_text())
+
+    def alive() -> bool:
+        try:
+            state = Path(f"/proc/{pid}/status").read_text()
+        except FileNotFoundError:
+            return False
+        return "State:\tZ" not in state  # a zombie has exited
+
+    assert alive()
+    os.kill(middle.pid, signal.SIGKILL)
+    middle.wait()
+    t0 = time.monotonic()
+    while alive() and time.monotonic() - t0 < 10:
+        time.sleep(0.05)
+    assert not alive(), "the orphaned worker is still running 10 s after its parent died"
