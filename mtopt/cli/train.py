@@ -1,7 +1,8 @@
 """``mtopt train RECIPE [--out DIR] [--set KEY=VALUE ...] [--resume]``.
 
-Several processes: ``torchrun --nproc-per-node N -m mtopt train RECIPE`` (docs/scaling.md);
-only rank 0 prints the report.
+Several processes: ``torchrun --nproc-per-node N -m mtopt train RECIPE`` (docs/scaling.md), or
+``mtopt train RECIPE --nproc N``, which checks the recipe and then runs exactly that torchrun
+command (``--standalone``: one machine, a free rendezvous port); only rank 0 prints the report.
 """
 
 from __future__ import annotations
@@ -37,17 +38,27 @@ def train_cmd(
         False, "--overwrite", help="Replace a finished or interrupted run in the output folder."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    nproc: int = typer.Option(
+        1,
+        "--nproc",
+        help="Processes on this machine (data parallel over torch.distributed; N > 1 runs "
+        "`torchrun --standalone --nproc-per-node N -m mtopt train ...`).",
+    ),
 ) -> None:
     """Train a multi-task model from a recipe; write metrics, summary.json, checkpoints, plots."""
     import warnings
 
     from mtopt.config import load_recipe
+    from mtopt.errors import InputError
 
     if resume and overwrite:
-        from mtopt.errors import InputError
-
         raise InputError("--resume and --overwrite exclude each other; choose one")
+    if nproc < 1:
+        raise InputError(f"--nproc: must be ≥ 1, got {nproc}")
     rec = load_recipe(recipe, set_ or [])
+    if nproc > 1:
+        _launch(nproc, recipe, out, set_ or [], resume, overwrite, quiet)
+        return
     if quiet:
         rec.output.progress = False
 
@@ -89,3 +100,38 @@ def train_cmd(
     typer.echo(
         f"outputs in {trainer.out}/ (summary.json, metrics.csv, steps.csv, plots/, checkpoints/)"
     )
+
+
+def _launch(
+    nproc: int,
+    recipe: Path,
+    out: Path | None,
+    sets: list[str],
+    resume: bool,
+    overwrite: bool,
+    quiet: bool,
+) -> None:
+    """Run this command under ``torchrun --standalone --nproc-per-node N`` and exit with its code
+    (the recipe was already checked here, so bad input still exits 2 before any process)."""
+    import os
+    import subprocess
+    import sys
+
+    from mtopt.distributed import env_world_size
+
+    if env_world_size() > 1:
+        from mtopt.errors import InputError
+
+        raise InputError("--nproc: already running under torchrun (WORLD_SIZE is set); drop it")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    cmd += [f"--nproc-per-node={nproc}", "-m", "mtopt", "train", str(recipe)]
+    if out is not None:
+        cmd += ["--out", str(out)]
+    for s in sets:
+        cmd += ["--set", s]
+    cmd += ["--resume"] * resume + ["--overwrite"] * overwrite + ["--quiet"] * quiet
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", "1")  # torchrun's default too, said here explicitly
+    code = subprocess.run(cmd, env=env).returncode
+    if code != 0:
+        raise typer.Exit(code if code in (1, 2) else 1)

@@ -169,3 +169,24 @@ def test_data_errors_exit_2(monkeypatch, capsys, tmp_path: Path) -> None:
     )
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert "train.csv" in err and "click" in err
+
+
+@pytest.mark.slow
+def test_nproc_runs_torchrun_and_checks_input_first(tmp_path: Path) -> None:
+    """``--nproc 2`` trains with two processes (the summary says so, the global sample count is
+    that of one process at the same batch size); bad input exits 2 before any process starts."""
+    out = tmp_path / "two"
+    small = [
+        "--set", "data.n_train=600", "--set", "data.n_val=300", "--set", "data.n_test=300",
+        "--set", "train.epochs=null", "--set", "train.steps=3", "--set", "optimizer.batch_size=128",
+        "--set", "output.plots=false", "--set", "train.dist_timeout=60",
+    ]  # fmt: skip
+    res = mtopt("train", str(QUICKSTART), "--out", str(out), "-q", "--nproc", "2", *small)
+    assert res.returncode == 0, res.stderr[-2000:]
+    s = json.loads((out / "summary.json").read_text())
+    assert s["processes"] == 2 and s["steps"] == 3 and s["samples"] == 3 * 128
+    bad = mtopt("train", str(QUICKSTART), "--nproc", "2", "--set", "optimizer.lr=-1")
+    assert bad.returncode == 2 and "optimizer.lr" in bad.stderr
+    assert "torch.distributed" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    zero = mtopt("train", str(QUICKSTART), "--nproc", "0")
+    assert zero.returncode == 2 and "--nproc" in zero.stderr
