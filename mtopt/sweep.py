@@ -39,6 +39,8 @@ backbone spec's own parameters are added (``ple[expert_dim=64,n_shared=4]``).
 
 **Methods.** The recipe's ``method`` section is replaced by ``{name, **params}`` of the method
 spec (``pub[solve_every=10,alpha_scale=exact]``), so no option of one method leaks into another.
+Parameters named ``optimizer.KEY`` set the recipe's ``optimizer`` section for that method's runs
+only (``ls[optimizer.lr=0.004]``: LS with twice the learning rate, as its own row).
 
 **α fixed at 1.** The ablation "α = 1" is ``pub[fixed_alpha=1]`` (:class:`mtopt.optim.PUB`'s
 ``fixed_alpha``): the joint update is the sum of the per-task updates, which is what a PUB
@@ -423,7 +425,15 @@ def build_recipe(
     model["name"] = backbone.name
     model.update(backbone.kwargs())
     raw["model"] = model
-    meth = {"name": method.name, **method.kwargs()}
+    mkw = method.kwargs()
+    opt_keys = [k for k in mkw if k.startswith("optimizer.")]
+    if opt_keys:  # e.g. ls[optimizer.lr=0.004]: this method's runs use another base optimiser
+        opt = dict(raw.get("optimizer") or {})
+        for k in opt_keys:
+            opt[k.split(".", 1)[1]] = mkw.pop(k)
+        raw["optimizer"] = opt
+        touched = set(touched) | set(opt_keys)
+    meth = {"name": method.name, **mkw}
     if observe == "diagnostics" and _is_pub(method.name):
         meth.setdefault("diagnostics", True)
     raw["method"] = meth
@@ -1637,6 +1647,112 @@ def _short_obs(obs: dict[str, Any] | None) -> dict[str, Any] | None:
     if obs is None:
         return None
     return {k: v for k, v in obs.items() if not isinstance(v, list)}
+
+
+def paired_comparison(
+    doc: dict[str, Any], a: str, b: str, metric: str = "average", source: str = "results.json"
+) -> dict[str, Any]:
+    """Method ``a`` against method ``b`` on the runs of one sweep (its ``results.json`` as a
+    dict), paired by (recipe, backbone, seed): the runs share data, initialisation and batch
+    order, so the per-seed differences are the right unit (a Welch test across seeds ignores
+    the pairing). ``metric``: ``average`` (test AUC averaged over tasks) or a task name.
+
+    Returns per (recipe, backbone) and overall: ``n``, ``mean_diff`` (a − b), ``wins`` (a > b),
+    and overall the two-sided paired t-test (``scipy.stats.ttest_rel``) and Wilcoxon
+    signed-rank (``scipy.stats.wilcoxon``) p-values (None when undefined: < 2 pairs, or all
+    differences 0).
+    """
+    from scipy import stats
+
+    runs = doc.get("runs") if isinstance(doc, dict) else None
+    if not isinstance(runs, list):
+        raise InputError(f"{source}: not a sweep's results.json (no 'runs' list)")
+
+    def value(res: Any) -> float | None:
+        if not isinstance(res, dict) or res.get("status") != "ok":
+            return None
+        test = res.get("test") or {}
+        v = test.get("auc_avg") if metric == "average" else (test.get("auc") or {}).get(metric)
+        return float(v) if v is not None and math.isfinite(float(v)) else None
+
+    labels = sorted({str(r.get("method")) for r in runs})
+    found = {}
+    for want in (a, b):
+        match = [m for m in labels if m.lower() == want.lower()]
+        if not match:
+            raise InputError(
+                f"{source}: no method {want!r} in this sweep; its methods: {', '.join(labels)}"
+            )
+        found[want] = match[0]
+    vals: dict[tuple[str, str, str, int], float] = {}
+    for r in runs:
+        v = value(r.get("result"))
+        if v is not None:
+            vals[(str(r["recipe"]), str(r["backbone"]), str(r["method"]), int(r["seed"]))] = v
+    cells: dict[tuple[str, str], list[float]] = {}
+    for (rec, bb, m, seed), va in vals.items():
+        vb = vals.get((rec, bb, found[b], seed))
+        if m == found[a] and vb is not None:
+            cells.setdefault((rec, bb), []).append(va - vb)
+    if not cells:
+        raise InputError(
+            f"{source}: no (recipe, backbone, seed) with a finished run of both {a!r} and {b!r}"
+            + ("" if metric == "average" else f" and a test AUC for task {metric!r}")
+        )
+    diffs = [d for ds in cells.values() for d in ds]
+
+    def summary(ds: list[float]) -> dict[str, Any]:
+        return {
+            "n": len(ds),
+            "mean_diff": float(np.mean(ds)),
+            "wins": sum(d > 0 for d in ds),
+            "losses": sum(d < 0 for d in ds),
+        }
+
+    overall = summary(diffs)
+    t_p = w_p = None
+    if len(diffs) >= 2 and any(d != 0 for d in diffs):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            t_p = float(stats.ttest_rel(diffs, [0.0] * len(diffs)).pvalue)
+            w_p = float(stats.wilcoxon(diffs).pvalue)
+    overall["t_test_p"] = t_p if t_p is not None and math.isfinite(t_p) else None
+    overall["wilcoxon_p"] = w_p if w_p is not None and math.isfinite(w_p) else None
+    return {
+        "a": found[a],
+        "b": found[b],
+        "metric": metric,
+        "cells": [
+            {"recipe": rec, "backbone": bb, **summary(ds)}
+            for (rec, bb), ds in sorted(cells.items())
+        ],
+        "overall": overall,
+    }
+
+
+def paired_markdown(res: dict[str, Any]) -> str:
+    """:func:`paired_comparison` as a Markdown table plus one summary line."""
+    lines = [
+        f"| recipe | backbone | pairs | mean {res['a']} − {res['b']} | {res['a']} higher |",
+        "|---|---|---|---|---|",
+    ]
+    for c in res["cells"]:
+        lines.append(
+            f"| {c['recipe']} | {c['backbone']} | {c['n']} | {c['mean_diff']:+.4f} | "
+            f"{c['wins']}/{c['n']} |"
+        )
+    o = res["overall"]
+
+    def fmt(p: float | None) -> str:
+        return "undefined" if p is None else ("< 0.001" if p < 0.001 else f"= {p:.3f}")
+
+    lines.append(
+        f"| all | | {o['n']} | {o['mean_diff']:+.4f} | {o['wins']}/{o['n']} |\n\n"
+        f"Test AUC ({res['metric']}), paired by (recipe, backbone, seed): paired t-test "
+        f"p {fmt(o['t_test_p'])}, Wilcoxon signed-rank p {fmt(o['wilcoxon_p'])} "
+        "(two-sided)."
+    )
+    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -246,3 +246,27 @@ def reproduce_cmd(
         failed += result.failed
     if failed:
         raise typer.Exit(1)
+
+
+@app.command("paired")
+def paired_cmd(
+    results: Path = typer.Argument(..., help="A sweep's results.json (mtopt sweep / reproduce)."),
+    a: str = typer.Argument(..., help="Method label as in the table, e.g. PUB."),
+    b: str = typer.Argument(..., help="Method label to compare with, e.g. 'PUB[fixed_alpha=1]'."),
+    metric: str = typer.Option("average", "--metric", help="average, or a task name."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of Markdown."),
+) -> None:
+    """Compare two methods of one sweep run by run, paired by (recipe, backbone, seed)."""
+    import json
+
+    from mtopt.errors import InputError
+    from mtopt.sweep import paired_comparison, paired_markdown
+
+    try:
+        doc = json.loads(results.read_text())
+    except FileNotFoundError:
+        raise InputError(f"{results}: no such file (give a sweep's results.json)") from None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{results}: not readable as JSON ({exc})") from None
+    res = paired_comparison(doc, a, b, metric, source=str(results))
+    typer.echo(json.dumps(res, indent=1) if as_json else paired_markdown(res))

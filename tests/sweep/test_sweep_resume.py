@@ -92,6 +92,19 @@ def test_backbone_switch_keeps_only_portable_model_keys(tmp_path: Path) -> None:
     assert run.dropped_model_keys == ["expert_dim", "n_experts"]
 
 
+def test_optimizer_keys_of_a_method_spec_set_that_rows_optimizer(tmp_path: Path) -> None:
+    r = write_recipe(tmp_path / "r.yaml")
+    specs = [Spec("ls"), Spec.parse("ls[optimizer.lr=0.02,optimizer.batch_size=100]")]
+    cfg = SweepConfig("o", [str(r)], [Spec("mmoe")], specs, [0])
+    plain, fast = plan(cfg, tmp_path / "runs")
+    po, fo = plain.recipe["optimizer"], fast.recipe["optimizer"]
+    assert po["lr"] == 0.01 and po["batch_size"] == 200
+    assert fo["lr"] == 0.02 and fo["batch_size"] == 100
+    assert fast.recipe["method"]["name"] == "ls"
+    assert not any(k.startswith("optimizer") for k in fast.recipe["method"])
+    assert fast.key != plain.key and fast.method == "LS[optimizer.lr=0.02,optimizer.batch_size=100]"
+
+
 def test_every_preset_plans(tmp_path: Path) -> None:
     for name in EXPERIMENTS:
         for size in SIZES:  # every size builds; planning (recipe validation) only for quick

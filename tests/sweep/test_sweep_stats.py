@@ -216,3 +216,81 @@ def test_timing_and_solver_tables(tmp_path: Path) -> None:
     (row,) = res.table.csv_rows
     assert row["solves"] == 8 and row["failed_share"] == pytest.approx(0.25)
     assert row["ms_per_solve"] == pytest.approx(0.1)
+
+
+def _paired_doc(diffs: dict[tuple[str, int], float]) -> dict:
+    """A results.json-shaped dict: method B at 0.7 + seed/100, A at B + the given difference."""
+    runs = []
+    for (recipe, seed), d in diffs.items():
+        for method, v in (("B", 0.7 + seed / 100), ("A", 0.7 + seed / 100 + d)):
+            res = {"status": "ok", "test": {"auc_avg": v, "auc": {"ctr": v - 0.1}}}
+            runs.append(
+                {"recipe": recipe, "backbone": "MMoE", "method": method, "seed": seed,
+                 "result": res}
+            )  # fmt: skip
+    runs.append(  # a failed run is left out, not paired
+        {"recipe": "r1", "backbone": "MMoE", "method": "A", "seed": 9, "result": {"status": "x"}}
+    )
+    return {"runs": runs}
+
+
+def test_paired_comparison_against_the_textbook_paired_t() -> None:
+    import math
+
+    from scipy import stats
+
+    from mtopt.sweep import paired_comparison, paired_markdown
+
+    d = {("r1", 0): 0.004, ("r1", 1): 0.001, ("r1", 2): -0.002, ("r2", 0): 0.003, ("r2", 1): 0.005}
+    res = paired_comparison(_paired_doc(d), "a", "B")  # labels match case-insensitively
+    x = list(d.values())
+    n, mean = len(x), sum(x) / len(x)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in x) / (n - 1))
+    p_ref = 2 * stats.t.sf(abs(mean / (sd / math.sqrt(n))), n - 1)  # t = d̄ / (s / √n)
+    o = res["overall"]
+    assert o["n"] == 5 and o["wins"] == 4 and o["losses"] == 1
+    assert o["mean_diff"] == pytest.approx(mean, abs=1e-12)
+    assert o["t_test_p"] == pytest.approx(p_ref, rel=1e-9)
+    assert 0 < o["wilcoxon_p"] <= 1
+    cells = {c["recipe"]: c for c in res["cells"]}
+    assert cells["r1"]["n"] == 3 and cells["r1"]["mean_diff"] == pytest.approx(0.001, abs=1e-12)
+    assert cells["r2"]["wins"] == 2
+    md = paired_markdown(res)
+    assert "| all | | 5 | +0.0022 | 4/5 |" in md
+    # a task metric: the same differences (both methods' task AUC are shifted alike)
+    assert paired_comparison(_paired_doc(d), "A", "B", "ctr")["overall"]["mean_diff"] == (
+        pytest.approx(mean, abs=1e-12)
+    )
+
+
+def test_paired_comparison_bad_input() -> None:
+    from mtopt.sweep import paired_comparison
+
+    doc = _paired_doc({("r1", 0): 0.0, ("r1", 1): 0.0})
+    res = paired_comparison(doc, "A", "B")
+    assert res["overall"]["t_test_p"] is None  # all differences 0: no test
+    with pytest.raises(InputError, match="no method 'C'.*A, B"):
+        paired_comparison(doc, "C", "B", source="x.json")
+    with pytest.raises(InputError, match="not a sweep"):
+        paired_comparison({"table": []}, "A", "B")
+    with pytest.raises(InputError, match="task 'cvr'"):
+        paired_comparison(doc, "A", "B", "cvr")
+
+
+def test_paired_cli(tmp_path: Path) -> None:
+    import json
+    import subprocess
+
+    doc = tmp_path / "results.json"
+    doc.write_text(json.dumps(_paired_doc({("r1", 0): 0.01, ("r1", 1): 0.02})))
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "mtopt", "paired", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+    ok = run(str(doc), "A", "B", "--json")
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["overall"]["mean_diff"] == pytest.approx(0.015)
+    missing = run(str(tmp_path / "none.json"), "A", "B")
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1
