@@ -479,6 +479,9 @@ def plan(
             blabel, mlabel = backbone_label(b), method_label(m)
             name = f"{path.stem}__{_slug(blabel)}__{_slug(mlabel)}__s{seed}__{key[:12]}"
             run_dir = runs_dir / name
+            if not run_dir.exists() and runs_dir.is_dir():  # the same run under another label
+                same = sorted(runs_dir.glob(f"{path.stem}__*__s{seed}__{key[:12]}"))
+                run_dir = same[0] if same else run_dir
             rec["output"]["dir"] = str(run_dir)
             out.append(
                 PlannedRun(

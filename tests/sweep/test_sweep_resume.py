@@ -105,6 +105,23 @@ def test_optimizer_keys_of_a_method_spec_set_that_rows_optimizer(tmp_path: Path)
     assert fast.key != plain.key and fast.method == "LS[optimizer.lr=0.02,optimizer.batch_size=100]"
 
 
+def test_a_run_is_found_under_another_label(tmp_path: Path) -> None:
+    """``ls[optimizer.lr=0.02]`` and ``ls`` with ``--set optimizer.lr=0.02`` are the same run
+    (same key): the second sweep finds the first one's folder instead of training it again."""
+    r = write_recipe(tmp_path / "r.yaml")
+    runs = tmp_path / "runs"
+    first = SweepConfig("a", [str(r)], [Spec("mmoe")], [Spec.parse("ls[optimizer.lr=0.02]")], [0])
+    (a,) = plan(first, runs)
+    a.run_dir.mkdir(parents=True)
+    second = SweepConfig("b", [str(r)], [Spec("mmoe")], [Spec("ls")], [0])
+    second.overrides = ["optimizer.lr=0.02"]
+    (b,) = plan(second, runs)
+    assert b.key == a.key and b.run_dir == a.run_dir and b.method == "LS"
+    third = SweepConfig("c", [str(r)], [Spec("mmoe")], [Spec("ls")], [0])  # another key
+    (c,) = plan(third, runs)
+    assert c.key != a.key and c.run_dir != a.run_dir
+
+
 def test_every_preset_plans(tmp_path: Path) -> None:
     for name in EXPERIMENTS:
         for size in SIZES:  # every size builds; planning (recipe validation) only for quick
