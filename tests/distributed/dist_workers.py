@@ -228,3 +228,36 @@ def shard_rank(rank: int, world: int, port: int, out: str, data_dir: str) -> Non
         (res / f"ok.rank{rank}").write_text("ok")
     except BaseException:  # noqa: BLE001 - reported to the test through a file
         (res / f"error.rank{rank}").write_text(traceback.format_exc())
+
+
+# -------------------------------------------------------------------- DistContext.reduce_rows
+def row_parts(rank: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Rank ``rank``'s touched rows per (task, table): 2 tasks × 2 tables of widths 2 and 3
+    (10 rows each), overlapping and empty sets, float64 values drawn from a seeded generator."""
+    g = torch.Generator().manual_seed(100 + rank)
+    rows = {
+        0: [[1, 3, 5], [0, 9], [], [2, 3, 4, 7]],
+        1: [[3, 4], [9], [0, 2], [7]],
+    }[rank]
+    widths = [2, 3, 2, 3]  # (task 0, table 0), (task 0, table 1), (task 1, table 0), ...
+    f64 = torch.float64
+    return [
+        (torch.tensor(r, dtype=torch.long), torch.randn(len(r), w, generator=g, dtype=f64))
+        for r, w in zip(rows, widths)
+    ]
+
+
+def reduce_rows_check(rank: int, world: int, port: int, out: str) -> None:
+    """Call DistContext.reduce_rows on :func:`row_parts` and save the result."""
+    _env(rank, world, port)
+    res = Path(out)
+    try:
+        from mtopt.distributed import setup
+
+        ctx = setup("cpu", timeout=30)
+        merged = ctx.reduce_rows(row_parts(rank))
+        torch.save(merged, res / f"rows.rank{rank}.pt")
+        ctx.close()
+        (res / f"ok.rank{rank}").write_text("ok")
+    except BaseException:  # noqa: BLE001
+        (res / f"error.rank{rank}").write_text(traceback.format_exc())

@@ -167,3 +167,25 @@ def test_single_process_context_is_identity() -> None:
     assert ctx.on_main(lambda: 5) == 5
     with pytest.raises(RunError, match="boom"):
         ctx.on_main(lambda: (_ for _ in ()).throw(RunError("boom")))
+
+
+def test_reduce_rows_equals_the_dense_average(tmp_path: Path) -> None:
+    """The all-gathered row-sparse average equals densify-then-average (an independent
+    reference), with the union of rows sorted, on both ranks bitwise alike."""
+    outcomes = launch("reduce_rows_check", tmp_path)
+    assert outcomes == ["ok", "ok"], outcomes
+    got = [torch.load(tmp_path / f"rows.rank{r}.pt", weights_only=True) for r in range(2)]
+    parts = [dist_workers.row_parts(r) for r in range(2)]
+    for p in range(4):
+        width = parts[0][p][1].shape[1]
+        dense = torch.zeros(2, 10, width, dtype=torch.float64)
+        for r in range(2):
+            rows, vals = parts[r][p]
+            dense[r, rows] = vals
+        ref = dense.mean(0)
+        ref_rows = torch.unique(torch.cat([parts[0][p][0], parts[1][p][0]]))
+        for r in range(2):
+            rows, vals = got[r][p]
+            assert torch.equal(rows, ref_rows)
+            assert torch.allclose(vals, ref[rows], rtol=0, atol=1e-15)
+            assert torch.equal(vals, got[0][p][1])
