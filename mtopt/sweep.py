@@ -1850,7 +1850,8 @@ def _table3(size: str) -> SweepConfig:
                 "Table III analogue, quick preset: the 23x loss-imbalance synthetic regime "
                 "(30k training rows, 3 epochs = 90 steps of 1024), MMoE, LS (the plain "
                 "backbone) vs MGDA, NashMTL, FAMO and PUB (defaults: newton, solve every 1, "
-                "frobenius α scale), 2 seeds."
+                "frobenius α scale), 2 seeds. PUB's shared step is about n times Adam's at "
+                "the same lr (docs/results.md, 'Is it the step size?')."
             ),
             paper=PAPER_TABLE3_ES,
         )
@@ -1868,7 +1869,10 @@ def _table3(size: str) -> SweepConfig:
         description=(
             f"Table III analogue, {size} preset: the three synthetic regimes (low conflict, high "
             f"conflict, 23x loss imbalance{'' if size == 'standard' else ', paper-scale model'}"
-            f"), STL, MMoE and PLE, methods {', '.join(methods)}, seeds {SEEDS[size]}."
+            f"), STL, MMoE and PLE, methods {', '.join(methods)}, seeds {SEEDS[size]}. One "
+            "learning rate for every method (the recipes' Adam lr unless --set "
+            "optimizer.lr=...); PUB's shared step is about n times Adam's at the same lr, so "
+            "compare at tuned learning rates too (docs/results.md, 'Is it the step size?')."
         ),
         paper=PAPER_TABLE3_ES,
     )
