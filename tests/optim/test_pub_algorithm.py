@@ -245,3 +245,28 @@ def test_sparse_embedding_gradients_are_densified(tools):
             o.step(m.losses(tools.make_batch(t)))
     for p, q in zip(dense.parameters(), sparse.parameters()):
         assert torch.allclose(p, q, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_frobenius_identical_tasks_take_n_times_the_adam_step(n: int) -> None:
+    """With n identical task losses the per-task updates coincide, G/‖G‖_F = 𝟙𝟙ᵀ/n, so α = 1
+    and PUB's first shared step is exactly n times the step torch Adam takes on the summed loss
+    (Adam is invariant to the loss scale) — the step-size effect docs/pub.md warns about. (Later
+    steps are only about n×: the per-task updates mix the moments, fed Σαᵢgᵢ, with one gᵢ.)"""
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 5, dtype=torch.float64), torch.randn(64, dtype=torch.float64)
+    w0 = torch.randn(5, dtype=torch.float64)
+    w_pub = w0.clone().requires_grad_(True)
+    w_ls = w0.clone().requires_grad_(True)
+    pub = PUB([w_pub], [[] for _ in range(n)], lr=1e-2, weight_decay=0.0)
+    adam = torch.optim.Adam([w_ls], lr=1e-2)
+
+    def loss(w: torch.Tensor) -> torch.Tensor:
+        return ((x @ w - y) ** 2).mean()
+
+    pub.step([loss(w_pub) for _ in range(n)])
+    (n * loss(w_ls)).backward()
+    adam.step()
+    assert pub.last.alpha == pytest.approx([1.0] * n, abs=1e-9)
+    # equal up to Adam's eps: n·g/(|g|+eps) against n·g/(n|g|+eps)
+    assert torch.allclose(w_pub.detach() - w0, n * (w_ls.detach() - w0), rtol=1e-6, atol=0)
