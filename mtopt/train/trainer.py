@@ -108,6 +108,19 @@ def build_components(
         msg = str(exc)
         if msg.startswith(_SECTIONS):
             raise type(exc)(f"{source}: {msg}") from None
+        # "fixed_alpha: ..." from a component's own check: name the recipe field it came from
+        key = msg.split(":", 1)[0].strip()
+        owners = [
+            s
+            for s, kw in (
+                ("method", recipe.method.kwargs()),
+                ("model", recipe.model.kwargs()),
+                ("data", recipe.data.kwargs()),
+            )
+            if key in kw
+        ]
+        if len(owners) == 1:
+            raise type(exc)(f"{source}: {owners[0]}.{msg}") from None
         raise
     except TypeError as exc:
         # a factory taking **kwargs that forwards them to a fixed signature

@@ -77,6 +77,14 @@ def test_unknown_solver_exit_2_one_line(tmp_path: Path) -> None:
             ["--set", "method.name=pub", "--set", "method.foo=1"],
             r"recipe.yaml: method.foo: method 'pub' does not take 'foo'",
         ),
+        (  # a check inside the method itself: the message still names file and field
+            ["--set", "method.name=pub", "--set", "method.fixed_alpha=-1"],
+            r"recipe.yaml: method.fixed_alpha: expected a positive number",
+        ),
+        (
+            ["--set", "method.name=pub", "--set", "method.fallback=x"],
+            r"recipe.yaml: method.fallback: must be one of previous, skip",
+        ),
     ],
 )
 def test_bad_input_exit_2(monkeypatch, capsys, tmp_path: Path, args, pattern) -> None:
