@@ -17,11 +17,10 @@ _LEAD = re.compile(r"^(?P<name>[A-Za-z_][\w.]*)(?P<rest>(\[[^\]]*\])?:\s)")
 
 def as_flags(exc: InputError, flags: Mapping[str, str]) -> InputError:
     """``exc`` with a leading ``param:`` replaced by ``flags[param]`` (same type, same cause)."""
-    text = str(exc)
-    m = _LEAD.match(text)
-    if m is None or m.group("name") not in flags:
+    text = rewrite_flags(str(exc), flags)
+    if text == str(exc):
         return exc
-    new = type(exc)(flags[m.group("name")] + m.group("rest") + text[m.end() :])
+    new = type(exc)(text)
     new.__cause__ = exc.__cause__
     return new
 
