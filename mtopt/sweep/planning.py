@@ -130,6 +130,13 @@ def resolve_recipe(path: str | Path, recipes_dir: Path | None = None) -> Path:
 
 
 def _is_pub(method_name: str) -> bool:
+    """Whether a registered method is PUB (or a PUB variant): its own ``diagnostics=True``
+    gives the gradient/update cosines, so a ``diagnostics`` sweep switches it on.
+
+    The only place in :mod:`mtopt.sweep` that looks into a method's implementation.
+    """
+    # TODO(registry capability): ask the catalog for the method's capability flag instead of
+    # importing PUB's class (experiment tooling should not depend on a method's internals).
     from mtopt.methods.pub import PUBMethod
 
     cls = registry.get("method", method_name)

@@ -21,6 +21,15 @@ def welch_greater(a: Sequence[float], b: Sequence[float]) -> float | None:
     """One-sided Welch t-test p-value of ``mean(a) > mean(b)`` (scipy.stats.ttest_ind with
     ``equal_var=False, alternative="greater"``); None with fewer than 2 values per side or when
     both samples are constant (scipy then returns p = 0 or NaN: no evidence either way)."""
+    return _welch(a, b, "greater")
+
+
+def welch_two_sided(a: Sequence[float], b: Sequence[float]) -> float | None:
+    """Two-sided Welch t-test p-value (None when undefined, see :func:`welch_greater`)."""
+    return _welch(a, b, "two-sided")
+
+
+def _welch(a: Sequence[float], b: Sequence[float], alternative: str) -> float | None:
     from scipy import stats
 
     a, b = _clean(a), _clean(b)
@@ -28,7 +37,7 @@ def welch_greater(a: Sequence[float], b: Sequence[float]) -> float | None:
         return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # scipy's near-constant-data warning
-        p = float(stats.ttest_ind(a, b, equal_var=False, alternative="greater").pvalue)
+        p = float(stats.ttest_ind(a, b, equal_var=False, alternative=alternative).pvalue)
     return p if math.isfinite(p) else None
 
 
@@ -36,19 +45,6 @@ def _clean(x: Sequence[float]) -> list[float] | None:
     """The finite values, or None with fewer than 2 of them."""
     v = [float(t) for t in x if t is not None and math.isfinite(t)]
     return v if len(v) >= 2 else None
-
-
-def welch_two_sided(a: Sequence[float], b: Sequence[float]) -> float | None:
-    """Two-sided Welch t-test p-value (None when undefined, see :func:`welch_greater`)."""
-    from scipy import stats
-
-    a, b = _clean(a), _clean(b)
-    if a is None or b is None or (max(a) == min(a) and max(b) == min(b)):
-        return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        p = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
-    return p if math.isfinite(p) else None
 
 
 def best_rows(means: dict[Any, float | None], decimals: int = DECIMALS) -> set[Any]:
