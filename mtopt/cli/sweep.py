@@ -10,18 +10,32 @@
 from __future__ import annotations
 
 import shlex
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
 
 from mtopt.cli import app
+from mtopt.cli.flags import as_flags
+from mtopt.errors import InputError
 
 _KINDS = "auc, timing, diagnostics, solvers"
+#: parameter names of mtopt.sweep's errors -> the flags of `mtopt sweep` / `mtopt reproduce`
+SWEEP_FLAGS = {"jobs": "--jobs", "preset": "--preset", "baseline": "--baseline"}
+REPRODUCE_FLAGS = {"jobs": "--jobs", "size": "--size"}
+
+
+@contextmanager
+def _flags(flags: Mapping[str, str]) -> Iterator[None]:
+    """Re-raise the library's ``InputError("jobs: …")`` as the command's ``--jobs: …``."""
+    try:
+        yield
+    except InputError as exc:
+        raise as_flags(exc, flags) from exc.__cause__
 
 
 def _seeds(text: str | None) -> list[int] | None:
-    from mtopt.errors import InputError
-
     if text is None:
         return None
     parts = [p for p in text.replace(" ", "").split(",") if p]
@@ -119,63 +133,63 @@ def sweep_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train recipe(s) × methods × backbones × seeds and write one table (resumable)."""
-    from mtopt.errors import InputError
     from mtopt.sweep import custom_sweep, replace_seeds, run_sweep
     from mtopt.sweep import preset as get_preset
 
-    seed_list = _seeds(seeds)
-    if preset is not None:
-        if recipes:
-            raise InputError("--preset: give either a preset or recipe files, not both")
-        config = get_preset(preset)
-        if seed_list is not None:
-            config = replace_seeds(config, seed_list)
-        config.overrides = [*config.overrides, *(set_ or [])]
-    else:
-        if not recipes:
-            raise InputError("mtopt sweep: give recipe files or --preset (e.g. --preset quick)")
-        config = custom_sweep(
-            [str(r) for r in recipes],
-            methods,
-            backbones,
-            seed_list or [0, 1],
-            set_ or [],
-            name=recipes[0].stem if len(recipes) == 1 else "sweep",
-            kind=kind,
-            baseline=baseline,
-            stl=stl,
+    with _flags(SWEEP_FLAGS):
+        seed_list = _seeds(seeds)
+        if preset is not None:
+            if recipes:
+                raise InputError("--preset: give either a preset or recipe files, not both")
+            config = get_preset(preset)
+            if seed_list is not None:
+                config = replace_seeds(config, seed_list)
+            config.overrides = [*config.overrides, *(set_ or [])]
+        else:
+            if not recipes:
+                raise InputError("mtopt sweep: give recipe files or --preset (e.g. --preset quick)")
+            config = custom_sweep(
+                [str(r) for r in recipes],
+                methods,
+                backbones,
+                seed_list or [0, 1],
+                set_ or [],
+                name=recipes[0].stem if len(recipes) == 1 else "sweep",
+                kind=kind,
+                baseline=baseline,
+                stl=stl,
+            )
+        out = out or Path("sweeps") / config.name
+        runs = runs_dir or out / "runs"
+        if dry_run:
+            _dry_run(config, runs, threads)
+            return
+        command = "mtopt sweep " + " ".join(
+            shlex.quote(a)
+            for a in (
+                ([f"--preset={preset}"] if preset else [str(r) for r in recipes or []])
+                + ([] if preset else [f"--methods={methods}"])
+                + ([f"--backbones={backbones}"] if backbones and not preset else [])
+                + ([f"--seeds={seeds}"] if seeds else [])
+                + [f"--set={s}" for s in set_ or []]
+                + ([f"--kind={kind}"] if kind != "auc" and not preset else [])
+                + (["--stl"] if stl and not preset else [])
+            )
         )
-    out = out or Path("sweeps") / config.name
-    runs = runs_dir or out / "runs"
-    if dry_run:
-        _dry_run(config, runs, threads)
-        return
-    command = "mtopt sweep " + " ".join(
-        shlex.quote(a)
-        for a in (
-            ([f"--preset={preset}"] if preset else [str(r) for r in recipes or []])
-            + ([] if preset else [f"--methods={methods}"])
-            + ([f"--backbones={backbones}"] if backbones and not preset else [])
-            + ([f"--seeds={seeds}"] if seeds else [])
-            + [f"--set={s}" for s in set_ or []]
-            + ([f"--kind={kind}"] if kind != "auc" and not preset else [])
-            + (["--stl"] if stl and not preset else [])
+        result = run_sweep(
+            config,
+            out,
+            runs_dir=runs,
+            jobs=jobs,
+            threads=threads,
+            retry_failed=retry_failed,
+            force=force,
+            progress=not quiet,
+            command=command,
         )
-    )
-    result = run_sweep(
-        config,
-        out,
-        runs_dir=runs,
-        jobs=jobs,
-        threads=threads,
-        retry_failed=retry_failed,
-        force=force,
-        progress=not quiet,
-        command=command,
-    )
-    _report(result, quiet)
-    if result.failed:
-        raise typer.Exit(1)
+        _report(result, quiet)
+        if result.failed:
+            raise typer.Exit(1)
 
 
 @app.command("reproduce")
@@ -202,50 +216,50 @@ def reproduce_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Reproduce one of the PUB paper's tables (an analogue on embedded data) by name."""
-    from mtopt.errors import InputError
     from mtopt.sweep import EXPERIMENTS, experiment, replace_seeds, run_sweep
 
-    if list_ or name is None:
-        for key, (desc, _builder) in EXPERIMENTS.items():
-            typer.echo(f"  {key:<10} {desc}")
-        if name is None and not list_:
-            raise InputError("mtopt reproduce: name an experiment (see the list above) or all")
-        return
-    names = list(EXPERIMENTS) if name.strip().lower() == "all" else [name]
-    failed = 0
-    seed_list = _seeds(seeds)
-    for n in names:
-        config = experiment(n, size)
-        if seed_list is not None:
-            config = replace_seeds(config, seed_list)
-        config.overrides = [*config.overrides, *(set_ or [])]
-        if recipe:
-            config.recipes = [str(r) for r in recipe]
-            config.name += "-" + "-".join(Path(r).stem for r in recipe)
-        target = out / config.name
-        if dry_run:
-            _dry_run(config, out / "runs", 1)
-            continue
-        command = " ".join(
-            ["mtopt reproduce", shlex.quote(n), f"--size {size}"]
-            + ([f"--seeds {shlex.quote(seeds)}"] if seeds else [])
-            + [f"--recipe {shlex.quote(str(r))}" for r in recipe or []]
-            + [f"--set {shlex.quote(s)}" for s in set_ or []]
-        )
-        result = run_sweep(
-            config,
-            target,
-            runs_dir=out / "runs",
-            jobs=jobs,
-            retry_failed=retry_failed,
-            force=force,
-            progress=not quiet,
-            command=command,
-        )
-        _report(result, quiet)
-        failed += result.failed
-    if failed:
-        raise typer.Exit(1)
+    with _flags(REPRODUCE_FLAGS):
+        if list_ or name is None:
+            for key, (desc, _builder) in EXPERIMENTS.items():
+                typer.echo(f"  {key:<10} {desc}")
+            if name is None and not list_:
+                raise InputError("mtopt reproduce: name an experiment (see the list above) or all")
+            return
+        names = list(EXPERIMENTS) if name.strip().lower() == "all" else [name]
+        failed = 0
+        seed_list = _seeds(seeds)
+        for n in names:
+            config = experiment(n, size)
+            if seed_list is not None:
+                config = replace_seeds(config, seed_list)
+            config.overrides = [*config.overrides, *(set_ or [])]
+            if recipe:
+                config.recipes = [str(r) for r in recipe]
+                config.name += "-" + "-".join(Path(r).stem for r in recipe)
+            target = out / config.name
+            if dry_run:
+                _dry_run(config, out / "runs", 1)
+                continue
+            command = " ".join(
+                ["mtopt reproduce", shlex.quote(n), f"--size {size}"]
+                + ([f"--seeds {shlex.quote(seeds)}"] if seeds else [])
+                + [f"--recipe {shlex.quote(str(r))}" for r in recipe or []]
+                + [f"--set {shlex.quote(s)}" for s in set_ or []]
+            )
+            result = run_sweep(
+                config,
+                target,
+                runs_dir=out / "runs",
+                jobs=jobs,
+                retry_failed=retry_failed,
+                force=force,
+                progress=not quiet,
+                command=command,
+            )
+            _report(result, quiet)
+            failed += result.failed
+        if failed:
+            raise typer.Exit(1)
 
 
 @app.command("paired")
@@ -259,7 +273,6 @@ def paired_cmd(
     """Compare two methods of one sweep run by run, paired by (recipe, backbone, seed)."""
     import json
 
-    from mtopt.errors import InputError
     from mtopt.sweep import paired_comparison, paired_markdown
 
     try:

@@ -159,7 +159,7 @@ def run_sweep(
     from tqdm.auto import tqdm
 
     if jobs < 1:
-        raise InputError(f"--jobs: must be >= 1, got {jobs}")
+        raise InputError(f"jobs: must be >= 1, got {jobs}")
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
     runs_dir = Path(runs_dir) if runs_dir is not None else out_dir / "runs"

@@ -228,7 +228,7 @@ EXPERIMENTS: dict[str, tuple[str, Callable[[str], SweepConfig]]] = {
 def experiment(name: str, size: str = "quick") -> SweepConfig:
     """The :class:`SweepConfig` of a named experiment at a size (quick, standard, full)."""
     if size not in SIZES:
-        raise InputError(f"--size: expected one of {', '.join(SIZES)}, got {size!r}")
+        raise InputError(f"size: expected one of {', '.join(SIZES)}, got {size!r}")
     key = name.strip().lower().replace("_", "")
     if key not in EXPERIMENTS:
         raise InputError(f"experiment {name!r}: unknown (known: {', '.join(EXPERIMENTS)}, all)")
@@ -246,7 +246,7 @@ def preset(name: str) -> SweepConfig:
     if n in EXPERIMENTS:
         return experiment(n, "quick")
     known = [*SIZES, *(f"{e}-{s}" for e in EXPERIMENTS for s in SIZES)]
-    raise InputError(f"--preset {name!r}: unknown (known: {', '.join(known)})")
+    raise InputError(f"preset: {name!r} is unknown (known: {', '.join(known)})")
 
 
 def custom_sweep(
@@ -285,7 +285,7 @@ def custom_sweep(
         except InputError:
             pass
         if baseline not in labels:
-            raise InputError(f"--baseline {baseline!r}: not among the methods ({labels})")
+            raise InputError(f"baseline: {baseline!r} is not among the methods ({labels})")
     return SweepConfig(
         name=name,
         recipes=list(recipes),
