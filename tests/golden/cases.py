@@ -195,14 +195,14 @@ def plan_keys(runs_dir: Path) -> dict[str, list[list[str]]]:
 
 
 def listing() -> dict[str, str]:
-    """``mtopt list KIND`` output for every kind (built-ins only)."""
-    from typer.testing import CliRunner
+    """``mtopt list KIND`` output for every kind, each in a fresh process (built-ins only)."""
+    import subprocess
+    import sys
 
-    from mtopt.cli import app
-
-    runner = CliRunner()
     out = {}
     for kind in ("solvers", "backbones", "methods", "umms", "datasets"):
-        res = runner.invoke(app, ["list", kind])
-        out[kind] = f"{res.exit_code}\n{res.output}"
+        res = subprocess.run(
+            [sys.executable, "-m", "mtopt", "list", kind], capture_output=True, text=True
+        )
+        out[kind] = f"{res.returncode}\n{res.stdout}"
     return out
