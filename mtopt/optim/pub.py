@@ -61,7 +61,7 @@ from mtopt.optim.balance import (
     gram64,
     parse_fixed_alpha,
 )
-from mtopt.optim.diagnostics import LastStep, _cos, diff_metric
+from mtopt.optim.diagnostics import LastStep, diff_metric
 from mtopt.optim.grads import BACKWARDS
 from mtopt.optim.multitask import MultiTaskUpdate
 from mtopt.optim.rows import ROW_CHUNK
@@ -87,7 +87,6 @@ __all__ = [
     "diff_metric",
     "gram64",
     "resolve",
-    "_cos",
 ]
 
 
