@@ -393,9 +393,9 @@ def attach(method: Any, ctx: DistContext) -> str:
         if hasattr(opt, "row_reducer"):  # row-wise embedding tables: all-gather touched rows
             opt.row_reducer = ctx.reduce_rows
         return "update-level"
-    from mtopt.optim.pub import _MultiTaskUpdate
+    from mtopt.optim.multitask import MultiTaskUpdate
 
-    if isinstance(opt, _MultiTaskUpdate):  # an mtopt.optim without the hook
+    if isinstance(opt, MultiTaskUpdate):  # an mtopt.optim without the hook
         raise RunError(
             f"method {type(method).__name__}: this version of mtopt.optim.PUB has no "
             "grad_reducer hook; it cannot be trained with several processes"

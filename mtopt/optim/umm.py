@@ -17,6 +17,7 @@ decision, stated in each class's docstring and in docs/pub.md.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -166,14 +167,18 @@ def clippy_factor(
     return ratio.min().clamp(max=1.0)
 
 
-def make_umms(umm: Any, options: dict[str, Any] | None = None) -> list[UMM]:
+def make_umms(
+    umm: Any,
+    options: dict[str, Any] | None = None,
+    *,
+    lookup: Callable[[str], Callable[..., Any]],
+) -> list[UMM]:
     """Resolve ``umm`` (None, a registered name, a :class:`UMM`, or a sequence of those).
 
-    ``options`` are keyword arguments for the factory when ``umm`` is a single name. At most one
-    UMM may set ``per_task_moments``.
+    ``options`` are keyword arguments for the factory when ``umm`` is a single name;
+    ``lookup(name)`` returns the registered factory (the caller owns the registry lookup:
+    :func:`mtopt.optim.pub.resolve`). At most one UMM may set ``per_task_moments``.
     """
-    from mtopt.registry import registry
-
     if umm is None:
         return []
     items = [umm] if isinstance(umm, (str, UMM)) else list(umm)
@@ -186,7 +191,7 @@ def make_umms(umm: Any, options: dict[str, Any] | None = None) -> list[UMM]:
             continue
         if not isinstance(item, str):
             raise InputError(f"umm: expected a name or a UMM instance, got {type(item).__name__}")
-        factory = registry.get("umm", item)
+        factory = lookup(item)
         try:
             obj = factory(**(options or {}))
         except TypeError as exc:

@@ -1,0 +1,404 @@
+"""The multi-task update behind :class:`~mtopt.optim.PUB` and :class:`~mtopt.optim.AdaTask`.
+
+One step of Algorithm 1 of Yuan, Cai & Dong, ICDM 2024 (see :mod:`mtopt.optim.pub`), composed
+from small pieces: per-task gradients (:mod:`~mtopt.optim.grads`), the base rule's per-task
+updates with the moments held constant (:mod:`~mtopt.optim.rules`), UMMs
+(:mod:`~mtopt.optim.umm`), row-wise tables (:mod:`~mtopt.optim.rows`), α from
+:class:`~mtopt.optim.balance.Balance` (a solve for PUB, fixed ones for AdaTask), then
+``θ ← θ − lr·Dα`` and the moment feed; diagnostics from :mod:`~mtopt.optim.diagnostics`.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import fields
+from typing import Any
+
+import numpy as np
+import torch
+
+from mtopt.errors import InputError
+from mtopt.optim.balance import Balance, gram64
+from mtopt.optim.checks import check_hyperparameters, split_params
+from mtopt.optim.diagnostics import LastStep, shared_cosine, step_diagnostics, task_cosine
+from mtopt.optim.flat import FlatLayout
+from mtopt.optim.grads import reduce_task_grads, task_grads_batched, task_grads_loop
+from mtopt.optim.rows import RowReducer, RowTables
+from mtopt.optim.rules import BaseRule, make_rule
+from mtopt.optim.umm import UMM, UMMContext
+
+
+class MultiTaskUpdate(torch.optim.Optimizer):
+    """Shared machinery of :class:`PUB` and :class:`AdaTask`: ``step(losses)`` on the shared
+    parameters with α from ``balance(n_tasks)``, task-specific parameters by the plain base
+    rule (an internal ``torch.optim`` optimizer) on ``∇Σᵢ Lᵢ``. Subclasses choose the balance
+    and what of it is checkpointed (:meth:`_extra_state`)."""
+
+    def __init__(
+        self,
+        shared_params: Iterable[torch.Tensor],
+        task_params: Sequence[Iterable[torch.Tensor]],
+        *,
+        lr: float,
+        base: str,
+        betas: tuple[float, float],
+        eps: float | None,
+        weight_decay: float,
+        umms: list[UMM],
+        paper_exact: bool,
+        base_options: dict[str, Any] | None,
+        backward: str,
+        diagnostics: bool,
+        balance: Callable[[int], Balance],
+        row_wise: Iterable[torch.Tensor] = (),
+        plain: Iterable[torch.Tensor] = (),
+    ) -> None:
+        self._rule: BaseRule = make_rule(base, paper_exact)
+        defaults = check_hyperparameters(
+            self._rule,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            base_options=base_options,
+            backward=backward,
+        )
+        split = split_params(
+            shared_params, task_params, plain=plain, row_wise=row_wise, umms=umms, backward=backward
+        )
+        self.n_tasks = len(split.tasks)
+        self._layout = FlatLayout(split.shared, "shared_params")
+        self._umms = umms
+        self._per_task = any(u.per_task_moments for u in umms)
+        self._backward_mode = backward
+        self.diagnostics = bool(diagnostics)
+
+        groups: list[dict[str, Any]] = [{"params": split.shared + split.rows, "role": "shared"}]
+        groups += [{"params": ps, "role": "task", "task": i} for i, ps in enumerate(split.tasks)]
+        self._init_done = False
+        super().__init__(groups, defaults)
+        self._init_done = True
+
+        self._shared = self._layout.params
+        self._task_list = [p for ps in split.tasks for p in ps]
+        self._build_shared_state(weight_decay)
+        self._task_opt = self._make_task_optimizer()
+        #: row-wise tables: full-size moments, per-step work on the touched rows only
+        self._tables = RowTables(split.rows, self._rule, self.param_groups[0])
+        for p, st in zip(self._tables.params, self._tables.state):
+            self.state[p] = st
+        #: multi-process hook (mtopt.distributed): averages, in place, the stacked per-task
+        #: gradients [n, d] (one call) and the flat task-parameter gradients, before any use
+        self.grad_reducer: Callable[[torch.Tensor], torch.Tensor] | None = None
+        #: multi-process hook for the row-wise tables: given, per (task, table), the touched
+        #: rows and their gradient rows, returns the union over processes and the averaged
+        #: values (mtopt.distributed.DistContext.reduce_rows; an all-gather of touched rows)
+        self.row_reducer: RowReducer | None = None
+        self._t = 0  # applied shared updates (bias correction)
+        self._calls = 0
+        self.last = LastStep()
+        self.balance = balance(self.n_tasks)
+        self._steps = 0
+        self._nonfinite = 0
+
+    # ------------------------------------------------------------------ set-up helpers
+    def _build_shared_state(self, weight_decay: float) -> None:
+        """Flat buffers of the shared step, the base rule's moments (``[d]``, or ``[n, d]``
+        with per-task moments) exposed per parameter in ``self.state``, and UMM state."""
+        n, lay = self.n_tasks, self._layout
+        self._grads = lay.empty(n)
+        self._dirs = lay.empty(n)
+        self._work = lay.empty(n) if self._rule.needs_work else None
+        self._u = lay.empty()
+        self._ghat = lay.empty()
+        need_theta = weight_decay != 0 or any(u.needs_params for u in self._umms)
+        self._theta: torch.Tensor | None = lay.empty() if need_theta else None
+        like = (
+            torch.zeros(n, lay.d, dtype=lay.dtype, device=lay.device)
+            if self._per_task
+            else (torch.zeros(lay.d, dtype=lay.dtype, device=lay.device))
+        )
+        self._moments = self._rule.init(like, self.param_groups[0])
+        del like
+        self._umm_state = [u.init(lay, n) for u in self._umms]
+        for k, p in enumerate(self._shared):
+            self.state[p] = {
+                key: buf[..., lay.offsets[k] : lay.offsets[k] + lay.numels[k]].view(
+                    *buf.shape[:-1], *lay.shapes[k]
+                )
+                for key, buf in self._moments.items()
+            }
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Only during construction: PUB's groups are fixed (shared, then one per task)."""
+        if getattr(self, "_init_done", False):
+            raise InputError("add_param_group: PUB's parameter groups are fixed at construction")
+        super().add_param_group(param_group)
+
+    def _make_task_optimizer(self) -> torch.optim.Optimizer | None:
+        groups = [g for g in self.param_groups[1:] if g["params"]]
+        if not groups:
+            return None
+        cls = self._rule.torch_class
+        return cls([{"params": g["params"], **self._rule.torch_kwargs(g)} for g in groups])
+
+    def _sync_task_optimizer(self) -> None:
+        assert self._task_opt is not None
+        ours = [g for g in self.param_groups[1:] if g["params"]]
+        for mine, theirs in zip(ours, self._task_opt.param_groups):
+            theirs.update(self._rule.torch_kwargs(mine))
+
+    @property
+    def shared_layout(self) -> FlatLayout:
+        """Layout of the flat shared-parameter vector (offsets, shapes)."""
+        return self._layout
+
+    @property
+    def shared_state(self) -> dict[str, torch.Tensor]:
+        """The base rule's moments as flat tensors (``[d]``, or ``[n, d]`` with AdaTask)."""
+        return self._moments
+
+    @property
+    def task_optimizer(self) -> torch.optim.Optimizer | None:
+        """The internal torch optimizer of the task-specific parameters."""
+        return self._task_opt
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters: steps, the balance's solves / reuses / fallbacks / skipped, nonfinite."""
+        return {"steps": self._steps, **self.balance.counts, "nonfinite": self._nonfinite}
+
+    @stats.setter
+    def stats(self, value: dict[str, int]) -> None:
+        self._steps = int(value["steps"])
+        self.balance.counts = {k: int(value[k]) for k in self.balance.counts}
+        self._nonfinite = int(value["nonfinite"])
+
+    # row-wise internals under their historical names (read by tests and tools)
+    @property
+    def _rows(self) -> list[torch.Tensor]:
+        return self._tables.params
+
+    @property
+    def _row_state(self) -> list[dict[str, torch.Tensor]]:
+        return self._tables.state
+
+    @property
+    def _row_work(self) -> list[dict[str, Any]]:
+        return self._tables.work
+
+    # ------------------------------------------------------------------ the step
+    def step(self, losses: Sequence[torch.Tensor]) -> None:  # type: ignore[override]
+        """One optimisation step from the per-task ``losses`` (n scalar tensors).
+
+        Overwrites ``.grad`` of the task-specific parameters (gradient of ``Σ losses``);
+        the shared parameters' ``.grad`` is not used. Frees the losses' graph.
+        """
+        losses = list(losses)
+        if len(losses) != self.n_tasks:
+            raise InputError(f"losses: expected {self.n_tasks} task losses, got {len(losses)}")
+        for i, L in enumerate(losses):
+            if not isinstance(L, torch.Tensor) or L.numel() != 1:
+                raise InputError(f"losses[{i}]: expected a scalar tensor")
+        self._calls += 1
+        self._steps += 1
+        grp = self.param_groups[0]
+        lr, wd = float(grp["lr"]), float(grp["weight_decay"])
+        self.last = LastStep(step=self._calls)
+        t0 = time.perf_counter()
+        with torch.enable_grad():
+            if self._backward_mode == "loop":
+                tg, self._tables.grads = task_grads_loop(
+                    losses, self._layout, self._grads, self._tables.params, self._task_list
+                )
+            else:
+                tg = task_grads_batched(losses, self._layout, self._grads, self._task_list)
+        if self.grad_reducer is not None:
+            if self._tables:
+                self._tables.reduce(self.row_reducer, self.n_tasks)
+            tg = reduce_task_grads(self.grad_reducer, self._grads, tg, self._task_list)
+        t1 = time.perf_counter()
+        with torch.no_grad():
+            self._do_step(tg, lr, wd, grp)
+        self.last.backward_seconds = t1 - t0
+        self.last.update_seconds = time.perf_counter() - t1
+
+    def _gram(self) -> np.ndarray:
+        """``G = DᵀD`` of all shared parameters: the dense part plus the row-wise tables'."""
+        return self._tables.add_gram(gram64(self._dirs), self.n_tasks)
+
+    def _weights(self) -> np.ndarray | None:
+        """α for this step from the balance (None: skip the shared step); fills ``self.last``."""
+        alpha, rec = self.balance.weights(self._gram)
+        for f in fields(rec):
+            setattr(self.last, f.name, getattr(rec, f.name))
+        return alpha
+
+    def _do_step(
+        self, tg: list[torch.Tensor | None], lr: float, wd: float, grp: dict[str, Any]
+    ) -> None:
+        lay = self._layout
+        theta = self._theta
+        if theta is not None:
+            lay.flatten_params(theta)
+        if wd != 0:
+            assert theta is not None
+            self._grads.add_(theta, alpha=wd)  # gᵢ + wd·θ (torch's L2, per task update)
+        ctx = UMMContext(lr=lr, layout=lay, theta=theta)
+        t = self._t + 1
+        self._rule.directions(self._moments, self._grads, t, grp, self._dirs, self._work)
+        if self._tables:
+            self._tables.directions(self.n_tasks, t, wd, grp)
+        for u_, st in zip(self._umms, self._umm_state):
+            u_.on_directions(self._dirs, ctx, st)
+
+        alpha = self._weights()
+        checks: list[torch.Tensor] = [g.sum() for g in tg if g is not None]
+        if alpha is not None:
+            a = torch.as_tensor(alpha, dtype=lay.dtype, device=lay.device)
+            torch.mv(self._dirs.T, a, out=self._u)
+            for u_, st in zip(self._umms, self._umm_state):
+                u_.on_update(self._u, ctx, st)
+            checks.append(self._u.sum())
+            if not self._per_task:
+                torch.mv(self._grads.T, a, out=self._ghat)  # Σαᵢ(gᵢ + wd·θ)
+                if wd != 0:
+                    self._ghat.add_(theta, alpha=wd * (1.0 - float(np.sum(alpha))))
+                checks.append(self._ghat.sum())
+            self._tables.combine(a, alpha, wd, self.n_tasks, checks)
+        elif self.last.status == "nonfinite":
+            return self._skip_nonfinite()
+        if checks and not bool(torch.isfinite(torch.stack(checks).sum())):
+            return self._skip_nonfinite()
+
+        if alpha is not None:
+            torch._foreach_add_(self._shared, lay.views(self._u), alpha=-lr)
+            self._rule.feed(self._moments, self._grads if self._per_task else self._ghat, grp)
+            if self._tables:
+                self._tables.apply(float(np.sum(alpha)), t, lr, wd, grp)
+            self._t = t
+            self.last.alpha = [float(x) for x in alpha]
+        task_before = None
+        if self._task_opt is not None:
+            if self.diagnostics:
+                task_before = [p.detach().clone() for p in self._task_list]
+            for p, g in zip(self._task_list, tg):
+                p.grad = g
+            self._sync_task_optimizer()
+            self._task_opt.step()
+        if self.diagnostics:
+            self._diagnose(alpha, tg, task_before)
+
+    def _skip_nonfinite(self) -> None:
+        self._nonfinite += 1
+        self.last.status = "nonfinite"
+        self.last.action = "nonfinite"
+        self.last.alpha = None
+        for p in self._task_list:
+            p.grad = None
+
+    def _diagnose(
+        self,
+        alpha: np.ndarray | None,
+        tg: list[torch.Tensor | None],
+        task_before: list[torch.Tensor] | None,
+    ) -> None:
+        """cos(gradient, update) on shared and task parameters and Diff (paper §III, eq. (1))."""
+        cs = None
+        if alpha is not None:
+            g = self._ghat
+            if self._per_task:  # the α-weighted gradient, as for PUB with shared moments
+                a = torch.as_tensor(alpha, dtype=g.dtype, device=g.device)
+                torch.mv(self._grads.T, a, out=g)
+            cs = shared_cosine(g, self._u)
+        ct = None
+        if task_before is not None:
+            ct = task_cosine(self._task_list, tg, task_before)
+        self.last.diagnostics = step_diagnostics(cs, ct)
+
+    # ------------------------------------------------------------------ checkpoints
+    def _extra_state(self) -> dict[str, Any]:
+        """The balance's part of the checkpoint (key ``"extra"``)."""
+        return {}
+
+    def _load_extra_state(self, state: dict[str, Any]) -> None:
+        pass
+
+    def state_dict(self) -> dict[str, Any]:  # type: ignore[override]
+        """Everything needed to resume bit for bit: hyperparameters, moments, counters, α."""
+        return {
+            "format": "mtopt.optim",
+            "version": 1,
+            "class": type(self).__name__,
+            "base": self._rule.name,
+            "per_task_moments": self._per_task,
+            "param_groups": [
+                {**{k: v for k, v in g.items() if k != "params"}, "num_params": len(g["params"])}
+                for g in self.param_groups
+            ],
+            "shared": {
+                "t": self._t,
+                "calls": self._calls,
+                "moments": {k: v.detach().clone() for k, v in self._moments.items()},
+                "rows": self._tables.state_dict(),
+            },
+            "umm": [
+                {"name": u.name, "state": dict(s)} for u, s in zip(self._umms, self._umm_state)
+            ],
+            # deep copies: torch's state_dict aliases live tensors, a checkpoint must not
+            "task_optimizer": (
+                None if self._task_opt is None else copy.deepcopy(self._task_opt.state_dict())
+            ),
+            "stats": self.stats,
+            "extra": self._extra_state(),
+        }
+
+    def _check_state_dict(self, sd: Any) -> None:
+        """Refuse a checkpoint of another class, base rule, UMMs or parameter sizes."""
+        if not isinstance(sd, dict) or sd.get("format") != "mtopt.optim":
+            raise InputError("state_dict: not an mtopt optimizer checkpoint")
+        if sd.get("class") != type(self).__name__ or sd.get("base") != self._rule.name:
+            raise InputError(
+                f"state_dict: saved by {sd.get('class')}(base={sd.get('base')!r}), "
+                f"cannot load into {type(self).__name__}(base={self._rule.name!r})"
+            )
+        if bool(sd.get("per_task_moments")) != self._per_task:
+            raise InputError("state_dict: per-task moments (AdaTask) differ from this optimizer")
+        groups = sd["param_groups"]
+        if len(groups) != len(self.param_groups) or any(
+            g["num_params"] != len(mine["params"]) for g, mine in zip(groups, self.param_groups)
+        ):
+            raise InputError("state_dict: parameter groups do not match this optimizer's")
+        saved = sd["shared"]["moments"]
+        if set(saved) != set(self._moments):
+            raise InputError("state_dict: moment names differ (another base rule?)")
+        for k, buf in self._moments.items():
+            src = saved[k]
+            if tuple(src.shape) != tuple(buf.shape):
+                raise InputError(f"state_dict: moment {k!r} has shape {tuple(src.shape)}")
+        names = [u["name"] for u in sd["umm"]]
+        if names != [u.name for u in self._umms]:
+            raise InputError(f"state_dict: UMMs {names} differ from {[u.name for u in self._umms]}")
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:  # type: ignore[override]
+        """Restore from :meth:`state_dict` (same class, base rule, UMMs and parameter sizes)."""
+        sd = state_dict
+        self._check_state_dict(sd)
+        saved = sd["shared"]["moments"]
+        for k, buf in self._moments.items():
+            buf.copy_(saved[k])
+        for g, mine in zip(sd["param_groups"], self.param_groups):
+            mine.update({k: v for k, v in g.items() if k != "num_params"})
+        self._tables.load_state_dict(sd["shared"].get("rows", []))
+        self._t = int(sd["shared"]["t"])
+        self._calls = int(sd["shared"]["calls"])
+        self._umm_state = [dict(u["state"]) for u in sd["umm"]]
+        if (sd["task_optimizer"] is None) != (self._task_opt is None):
+            raise InputError("state_dict: task-specific parameters differ")
+        if self._task_opt is not None:
+            self._task_opt.load_state_dict(copy.deepcopy(sd["task_optimizer"]))
+        self.stats = dict(sd["stats"])
+        self.last = LastStep(step=self._calls)
+        self._load_extra_state(sd["extra"])
