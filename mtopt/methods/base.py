@@ -19,18 +19,9 @@ from typing import Any
 import torch
 
 from mtopt.models.base import MultiTaskModel
+from mtopt.optimizer_config import OptimizerConfig
 
-
-@dataclass
-class OptimizerConfig:
-    """The base optimiser of a run (paper defaults: Adam, lr 1e-3, weight decay 1e-6)."""
-
-    name: str = "adam"
-    lr: float = 1e-3
-    weight_decay: float = 1e-6
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
-    extra: dict[str, Any] = field(default_factory=dict)
+__all__ = ["Method", "OptimizerConfig", "StepInfo", "make_torch_optimizer"]
 
 
 @dataclass
