@@ -31,13 +31,9 @@ import numpy as np
 import torch
 
 from mtopt.errors import InputError
-from mtopt.methods.aggregators.base import (
-    Aggregator,
-    as_weights,
-    check_losses,
-    combine,
-    gram64,
-)
+from mtopt.methods.aggregators.base import Aggregator, as_weights
+from mtopt.methods.checks import check_losses
+from mtopt.methods.linalg import combine, gram64
 
 NORMALIZATIONS = ("none", "l2", "loss", "loss+")
 SOLVERS = ("exact", "frank_wolfe")
@@ -178,7 +174,7 @@ class MGDA(Aggregator):
         if self.normalization in ("l2", "loss+"):
             norms = norms * np.sqrt(np.clip(np.diag(G), 0.0, None))
         if self.normalization in ("loss", "loss+"):
-            norms = norms * check_losses(losses, n, "method.normalization")
+            norms = norms * check_losses(losses, n, "method.normalization", values=True)
         norms = np.where(norms > 0, norms, 1.0)
         Gn = G / np.outer(norms, norms)
         if self.solver == "exact":
