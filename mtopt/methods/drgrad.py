@@ -209,6 +209,8 @@ class DRGrad(Method):
         if updater and not router:
             updater = False  # the updater reads the router's outputs
         self.router, self.updater = bool(router), bool(updater)
+        # the router reads each process's own gradients before they could be averaged
+        self.single_process_only = self.router
         self.scope, self.conflict, self.scale = scope, conflict, scale
         self.lo, self.hi = float(scale_min), float(scale_max)
         self.route_aux = bool(route_aux)

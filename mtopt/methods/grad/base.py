@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -26,11 +26,10 @@ class GradientMethod(StatefulStepMixin, Method):
     """
 
     aggregator_name: str = ""
-    #: multi-process hook (:mod:`mtopt.distributed`): averages ``J`` and ``T`` over ranks in
-    #: place right after the per-task backward passes, so the aggregator sees the global ``J``
-    grad_reducer: Callable[[torch.Tensor], torch.Tensor] | None = None
-    #: FAMO-style post-step loss evaluation is not needed (see :class:`mtopt.methods.loss.famo.FAMO`)
-    needs_closure: bool = False
+    #: :attr:`~mtopt.methods.base.Method.grad_reducer` (set by :mod:`mtopt.distributed`)
+    #: averages ``J`` and ``T`` over ranks in place right after the per-task backward passes,
+    #: so the aggregator sees the global ``J``
+    reduces_task_gradients = True
 
     def __init__(
         self,

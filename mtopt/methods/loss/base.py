@@ -26,8 +26,6 @@ class LossWeightingMethod(StatefulStepMixin, Method):
     decay (``lr`` overridable per group).
     """
 
-    needs_closure: bool = False
-
     def __init__(
         self,
         model: MultiTaskModel,
