@@ -18,7 +18,7 @@ from mtopt.models.base import MultiTaskModel
 
 
 class GradientMethod(StatefulStepMixin, Method):
-    """Base class of the gradient-level methods (see the module docstring).
+    """Base class of the gradient-level methods (see :mod:`mtopt.methods.grad`).
 
     Subclasses set :attr:`aggregator_name` and pass the aggregator's hyperparameters to
     ``__init__``. Hyperparameters common to all: ``max_norm`` (clip the shared gradient norm,

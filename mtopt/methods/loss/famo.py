@@ -32,11 +32,12 @@ class FAMO(LossWeightingMethod):
     ``w_lr`` = 0.025, weight decay ``gamma`` = 0.01, the authors' defaults) on the gradient
     ``J_softmax(ξ)ᵀ δ = z ⊙ (δ − zᵀδ)``.
 
-    Contract extension: ``needs_closure = True`` and ``step(losses, closure=None)``, see the
-    module docstring. Without a closure, ξ is updated at the *next* step from that step's
-    losses (a different batch), which conflates the loss change with batch noise; StepInfo
-    reports ``extra["closure"] = 0`` then. Weights: ``z`` (the paper's task weights; the
-    effective coefficients of the raw ``∇Lᵢ`` are ``(zᵢ/Lᵢ)/c``, also on the simplex).
+    Contract extension: ``needs_closure = True`` and ``step(losses, closure=None)``, see
+    :class:`~mtopt.methods.base.Method`. Without a closure, ξ is updated at the *next* step
+    from that step's losses (a different batch), which conflates the loss change with batch
+    noise; StepInfo reports ``extra["closure"] = 0`` then. Weights: ``z`` (the paper's task
+    weights; the effective coefficients of the raw ``∇Lᵢ`` are ``(zᵢ/Lᵢ)/c``, also on the
+    simplex).
     """
 
     has_weights = True
