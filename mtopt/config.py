@@ -132,7 +132,7 @@ class OptimizerSection(_Section):
 
     def to_optimizer_config(self) -> Any:
         """The :class:`mtopt.methods.base.OptimizerConfig` handed to the method."""
-        from mtopt.methods.base import OptimizerConfig
+        from mtopt.optimizer_config import OptimizerConfig
 
         return OptimizerConfig(
             name=self.name,

@@ -38,17 +38,11 @@ import torch
 
 from mtopt.errors import InputError
 from mtopt.methods.base import Method, OptimizerConfig, StepInfo, make_torch_optimizer
+from mtopt.methods.linalg import cos
 from mtopt.models.base import MultiTaskModel
 
 CONFLICT_RULES = ("project", "code", "drop")
 SCALE_RULES = ("norm", "code")
-
-
-def _cos(a: torch.Tensor, b: torch.Tensor) -> float:
-    na, nb = float(a.norm()), float(b.norm())
-    if na == 0.0 or nb == 0.0:
-        return 0.0
-    return float(a @ b) / (na * nb)
 
 
 def transfer_scale(
@@ -104,7 +98,7 @@ def route(
     cosines = []
     for other in others:
         o64 = other.double()
-        c = _cos(g64, o64)
+        c = cos(g64, o64)
         cosines.append(c)
         w = transfer_scale(g64, o64, scale, lo, hi)
         if c >= 0.0:
@@ -122,7 +116,7 @@ def route(
 def support(g: torch.Tensor, routed: torch.Tensor) -> float:
     """Updater input: ``cos(g, routed − g)``, 0 when nothing was routed in."""
     g64 = g.double()
-    return _cos(g64, routed.double() - g64)
+    return cos(g64, routed.double() - g64)
 
 
 def updater_mu(s_bar: Sequence[float], temperature: float = 1.0) -> torch.Tensor:
@@ -215,6 +209,8 @@ class DRGrad(Method):
         if updater and not router:
             updater = False  # the updater reads the router's outputs
         self.router, self.updater = bool(router), bool(updater)
+        # the router reads each process's own gradients before they could be averaged
+        self.single_process_only = self.router
         self.scope, self.conflict, self.scale = scope, conflict, scale
         self.lo, self.hi = float(scale_min), float(scale_max)
         self.route_aux = bool(route_aux)

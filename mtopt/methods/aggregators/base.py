@@ -1,4 +1,6 @@
-"""Shared pieces of the pure aggregators: input checks, the float64 Gram, the combination.
+"""Shared pieces of the pure aggregators: the input check and the base class.
+
+The float64 Gram and the combination live in :mod:`mtopt.methods.linalg` (re-exported here).
 
 An aggregator maps a task Jacobian ``J`` (``Tensor[n, d]``, row i = task i's gradient) to one
 update direction ``d`` (``Tensor[d]``) and, where its paper defines them, task weights ``w``
@@ -16,9 +18,7 @@ import numpy as np
 import torch
 
 from mtopt.errors import InputError
-
-#: columns of J per block when accumulating the float64 Gram (bounds the fp64 copy to ~64 MiB)
-_GRAM_BLOCK = 1 << 20
+from mtopt.methods.linalg import combine, gram64
 
 
 def check_grads(grads: Any) -> torch.Tensor:
@@ -39,38 +39,6 @@ def check_grads(grads: Any) -> torch.Tensor:
     if not bool(torch.isfinite(J.sum())) and not bool(torch.isfinite(J).all()):
         raise InputError("grads: contains NaN or Inf; check the task losses for non-finite values")
     return J
-
-
-def gram64(J: torch.Tensor) -> np.ndarray:
-    """``G = J Jᵀ`` accumulated in float64, as a symmetric numpy array."""
-    n, d = J.shape
-    G = torch.zeros(n, n, dtype=torch.float64, device=J.device)
-    for start in range(0, max(d, 1), _GRAM_BLOCK):
-        block = J[:, start : start + _GRAM_BLOCK].to(torch.float64)
-        G += block @ block.T
-    A = G.cpu().numpy()
-    return 0.5 * (A + A.T)
-
-
-def combine(coefficients: np.ndarray | torch.Tensor, J: torch.Tensor) -> torch.Tensor:
-    """``Σᵢ cᵢ gᵢ`` in the dtype of ``J`` (coefficients computed in float64 by the caller)."""
-    c = torch.as_tensor(np.asarray(coefficients, dtype=np.float64), device=J.device)
-    if J.dtype == torch.float64:
-        return c @ J
-    return c.to(J.dtype) @ J
-
-
-def check_losses(losses: Any, n: int, name: str) -> np.ndarray:
-    """Task losses as a float64 vector of length ``n`` (for loss-based normalisations)."""
-    if losses is None:
-        raise InputError(f"{name}: this normalization needs losses=[...] (one value per task)")
-    arr = np.asarray(
-        [float(x.detach()) if isinstance(x, torch.Tensor) else float(x) for x in losses],
-        dtype=np.float64,
-    )
-    if arr.shape != (n,) or not np.all(np.isfinite(arr)):
-        raise InputError(f"{name}: losses must be {n} finite numbers, got {arr.tolist()}")
-    return arr
 
 
 class Aggregator:
@@ -115,3 +83,6 @@ class Aggregator:
 def as_weights(w: np.ndarray, J: torch.Tensor) -> torch.Tensor:
     """Weights as a float64 tensor on J's device."""
     return torch.as_tensor(np.asarray(w, dtype=np.float64), device=J.device)
+
+
+__all__ = ["Aggregator", "as_weights", "check_grads", "combine", "gram64"]

@@ -37,7 +37,8 @@ import torch
 from scipy.optimize import minimize
 
 from mtopt.errors import InputError
-from mtopt.methods.aggregators.base import Aggregator, combine, gram64
+from mtopt.methods.aggregators.base import Aggregator
+from mtopt.methods.linalg import combine, gram64
 
 #: ‖g_w*‖ below this fraction of maxᵢ‖gᵢ‖ counts as 0 in the hull (the dual's kink, where
 #: SLSQP only resolves w to ~1e-8 and g_w*/‖g_w*‖ is noise)

@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from mtopt.methods.aggregators.base import Aggregator, as_weights, combine, gram64
+from mtopt.methods.aggregators.base import Aggregator, as_weights
+from mtopt.methods.linalg import combine, gram64
 
 #: a task whose squared gradient norm is below this fraction of the largest counts as zero
 ZERO_RTOL = 1e-24

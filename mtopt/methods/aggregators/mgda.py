@@ -31,13 +31,9 @@ import numpy as np
 import torch
 
 from mtopt.errors import InputError
-from mtopt.methods.aggregators.base import (
-    Aggregator,
-    as_weights,
-    check_losses,
-    combine,
-    gram64,
-)
+from mtopt.methods.aggregators.base import Aggregator, as_weights
+from mtopt.methods.checks import check_losses
+from mtopt.methods.linalg import combine, gram64
 
 NORMALIZATIONS = ("none", "l2", "loss", "loss+")
 SOLVERS = ("exact", "frank_wolfe")
@@ -61,8 +57,12 @@ def _affine_min_norm(GS: np.ndarray) -> np.ndarray:
 def min_norm_exact(G: np.ndarray, tol: float = 1e-12, max_iter: int | None = None) -> np.ndarray:
     """Wolfe's minimum-norm-point algorithm on the Gram matrix ``G``; returns ``w ∈ Δ``.
 
-    Terminates when ``xᵀx − minᵢ gᵢᵀx ≤ tol · maxᵢ ‖gᵢ‖²`` (x the current point), which is the
-    optimality condition of ``min_{w∈Δ} wᵀGw`` up to the relative tolerance ``tol``.
+    Terminates when the Frank-Wolfe (duality) gap ``xᵀx − minᵢ gᵢᵀx ≤ tol · xᵀx`` (x the
+    current point): the gap bounds ``‖x − x*‖² ≤ xᵀx − x*ᵀx*``, so the returned point is within a
+    relative ``√tol`` of the min-norm point ``x*``, whatever the spread of the ``‖gᵢ‖``. (A gap
+    relative to ``maxᵢ ‖gᵢ‖²`` stops far from ``x*`` when the gradient norms span many orders of
+    magnitude.) Also stops when the best vertex is already in the active set (no progress
+    possible in float64) or after ``max_iter`` major iterations.
     """
     n = G.shape[0]
     if n == 1:
@@ -79,7 +79,7 @@ def min_norm_exact(G: np.ndarray, tol: float = 1e-12, max_iter: int | None = Non
         Gx = G @ lam
         xx = float(lam @ Gx)
         i = int(np.argmin(Gx))
-        if xx - Gx[i] <= tol * scale or i in S:
+        if xx - Gx[i] <= tol * xx or i in S:
             break
         S.append(i)
         for _minor in range(n + 2):
@@ -178,7 +178,7 @@ class MGDA(Aggregator):
         if self.normalization in ("l2", "loss+"):
             norms = norms * np.sqrt(np.clip(np.diag(G), 0.0, None))
         if self.normalization in ("loss", "loss+"):
-            norms = norms * check_losses(losses, n, "method.normalization")
+            norms = norms * check_losses(losses, n, "method.normalization", values=True)
         norms = np.where(norms > 0, norms, 1.0)
         Gn = G / np.outer(norms, norms)
         if self.solver == "exact":

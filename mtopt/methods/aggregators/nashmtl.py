@@ -18,7 +18,7 @@ code clips the shared gradient with ``clip_grad_norm_``.
 
 Pareto-stationary input (0 in the convex hull of the gᵢ, where no α exists) and any solve
 without an α: the pure aggregator returns the zero vector and ``None`` weights with the status
-in :attr:`last_info`; the training method (:class:`mtopt.methods.gradient.NashMTL`) keeps its
+in :attr:`last_info`; the training method (:class:`mtopt.methods.grad.nashmtl.NashMTL`) keeps its
 previous α instead when it has one (see there).
 """
 
@@ -31,7 +31,8 @@ import numpy as np
 import torch
 
 from mtopt.errors import InputError
-from mtopt.methods.aggregators.base import Aggregator, as_weights, combine, gram64
+from mtopt.methods.aggregators.base import Aggregator, as_weights
+from mtopt.methods.linalg import combine, gram64
 
 
 class NashMTL(Aggregator):

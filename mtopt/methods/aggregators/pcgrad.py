@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from mtopt.errors import InputError
-from mtopt.methods.aggregators.base import Aggregator, combine, gram64
+from mtopt.methods.aggregators.base import Aggregator
+from mtopt.methods.linalg import combine, gram64
 
 
 def draw_orders(n: int, generator: torch.Generator | None) -> list[list[int]]:

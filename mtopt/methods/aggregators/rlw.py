@@ -6,7 +6,7 @@ Multi-Task Learning", TMLR 2022, Sec. 3 (the Normal-then-softmax distribution, t
     w = softmax(z),   z ~ N(0, I_n),    d = Σ wᵢ gᵢ
 
 ``z`` is drawn as ``torch.randn(n, generator=g, dtype=torch.float64)``; the loss-level
-:class:`mtopt.methods.loss_weighting.RLW` draws its weights the same way, so both give the same
+:class:`mtopt.methods.loss.rlw.RLW` draws its weights the same way, so both give the same
 direction for the same generator state.
 
 Output scaling: ``Σ wᵢ gᵢ`` with ``w`` on the simplex (Σ w = 1).
@@ -18,7 +18,8 @@ from typing import Any
 
 import torch
 
-from mtopt.methods.aggregators.base import Aggregator, combine
+from mtopt.methods.aggregators.base import Aggregator
+from mtopt.methods.linalg import combine
 
 
 def draw_rlw_weights(n: int, generator: torch.Generator | None) -> torch.Tensor:
