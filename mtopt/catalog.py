@@ -37,9 +37,7 @@ class Row:
     description: str
     citation: str = ""
     label: str = ""
-    capabilities: MappingProxyType[str, Any] = field(
-        default_factory=lambda: MappingProxyType({})
-    )
+    capabilities: MappingProxyType[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
 def _row(kind: str, name: str, target: str, description: str, citation: str = "",

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import typer
 
-from mtopt.cli import app
+from mtopt.cli.app import app
 
 _KINDS = "auc, timing, diagnostics, solvers"
 
