@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pytest
 
-from mtopt.errors import InputError
 from mtopt.compare import (
     SCENARIOS,
     CompareConfig,
@@ -18,6 +17,7 @@ from mtopt.compare import (
     summarize,
     write_outputs,
 )
+from mtopt.errors import InputError
 
 
 def _cos(G):
