@@ -48,7 +48,7 @@ def _gram(scenario: str, n: int, rng: np.random.Generator, seed: int, instance: 
     if scenario == "gaussian":
         D = rng.normal(size=(200, n))
         return D.T @ D
-    from mtopt.solvers.compare import make_gram
+    from mtopt.compare import make_gram
 
     return make_gram(scenario, n, seed, instance)
 

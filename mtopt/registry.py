@@ -1,11 +1,13 @@
 """Open registries: name -> factory for each kind of component.
 
 Kinds: ``solver``, ``backbone``, ``method``, ``umm``, ``dataset``. Names are matched case-,
-dash-, underscore- and space-insensitively (``IMTL-G`` == ``imtlg`` == ``imtl_g``).
+dash-, underscore- and space-insensitively (``IMTL-G`` == ``imtlg`` == ``imtl_g``,
+:func:`mtopt.names.normalize`).
 
-Entries are *lazy*: a built-in is registered as a ``"module:attribute"`` string and imported
-only when it is first used, so ``import mtopt``, ``mtopt --help`` and ``mtopt list`` import
-neither torch nor cvxpy.
+The built-ins are the data rows of :mod:`mtopt.catalog`; this module imports no component
+module (only :mod:`mtopt.errors`, :mod:`mtopt.names` and :mod:`mtopt.catalog`). Entries are
+*lazy*: a target is a ``"module:attribute"`` string imported only when it is first used, so
+``import mtopt``, ``mtopt --help`` and ``mtopt list`` import neither torch nor cvxpy.
 
 Third parties register through the ``mtopt.plugins`` entry-point group. Each entry point names a
 callable ``register(registry: Registry) -> None``, for example in a plugin's ``pyproject.toml``::
@@ -20,26 +22,28 @@ and ``register`` calls ``registry.register("solver", "my-solver", "my_package.so
 from __future__ import annotations
 
 import importlib
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
+from mtopt import catalog
+from mtopt.catalog import KINDS
 from mtopt.errors import InputError, UnknownNameError
+from mtopt.names import normalize
 
-KINDS = ("solver", "backbone", "method", "umm", "dataset")
+__all__ = ["ENTRY_POINT_GROUP", "KINDS", "Entry", "Registry", "normalize", "register", "registry"]
+
 ENTRY_POINT_GROUP = "mtopt.plugins"
-
-
-def normalize(name: str) -> str:
-    """Canonical lookup key: lower case, without ``-``, ``_`` and spaces."""
-    return re.sub(r"[-_\s]", "", str(name)).lower()
 
 
 @dataclass
 class Entry:
-    """One registered component. ``target`` is the object itself or a ``"module:attr"`` path."""
+    """One registered component. ``target`` is the object itself or a ``"module:attr"`` path.
+
+    ``meta`` holds the capabilities (e.g. ``max_n``, ``heavy``, ``pub_diagnostics``);
+    ``label`` is the display name for tables (``""``: none).
+    """
 
     kind: str
     name: str
@@ -48,6 +52,7 @@ class Entry:
     citation: str = ""
     source: str = "mtopt"
     meta: dict[str, Any] = field(default_factory=dict)
+    label: str = ""
 
     def load(self) -> Any:
         """Import (once) and return the registered object."""
@@ -61,12 +66,19 @@ class Entry:
 
 
 class Registry:
-    """Name -> :class:`Entry` maps, one per kind, with plugin discovery on first use."""
+    """Name -> :class:`Entry` maps, one per kind, with plugin discovery on first use.
 
-    def __init__(self) -> None:
+    ``rows`` are catalog rows to start from (the global :data:`registry` uses
+    :data:`mtopt.catalog.ROWS`; a private ``Registry()`` starts empty).
+    """
+
+    def __init__(self, rows: tuple[catalog.Row, ...] = ()) -> None:
         self._entries: dict[str, dict[str, Entry]] = {k: {} for k in KINDS}
         self._plugins_loaded = False
         self._loading_source = "mtopt"
+        for row in rows:
+            self.register(row.kind, row.name, row.target, row.description, row.citation,
+                          label=row.label, **row.capabilities)  # fmt: skip
 
     def register(
         self,
@@ -75,6 +87,8 @@ class Registry:
         target: Any,
         description: str,
         citation: str = "",
+        *,
+        label: str = "",
         **meta: Any,
     ) -> None:
         """Register ``target`` (object or ``"module:attr"``) under ``name`` for ``kind``.
@@ -87,7 +101,7 @@ class Registry:
         if not key:
             raise ValueError("a registered name must not be empty")
         self._entries[kind][key] = Entry(
-            kind, name, target, description, citation, self._loading_source, dict(meta)
+            kind, name, target, description, citation, self._loading_source, dict(meta), label
         )
 
     def unregister(self, kind: str, name: str) -> None:
@@ -136,13 +150,9 @@ class Registry:
         return normalize(name) in self._entries.get(kind, {})
 
 
-registry = Registry()
+registry = Registry(catalog.ROWS)
 
 
 def register(kind: str, name: str, target: Any, description: str, citation: str = "", **meta: Any):
     """Register into the global registry (see :meth:`Registry.register`)."""
     registry.register(kind, name, target, description, citation, **meta)
-
-
-# Built-ins are declared in one place, as lazy strings (no heavy import here).
-from mtopt import _builtins  # noqa: E402,F401

@@ -68,7 +68,7 @@ from typing import Any
 import numpy as np
 
 from mtopt.errors import InputError, RunError
-from mtopt.registry import normalize
+from mtopt.names import normalize
 
 #: scale of the first loss (Nash-MTL's variant of the CAGrad toy)
 SCALE = 0.1

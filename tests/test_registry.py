@@ -71,3 +71,26 @@ def test_list_solvers_cli():
     assert p.returncode == 0, p.stderr
     for name in ("newton", "ccp", "ccp-raw", "fixed-point", "closed-form"):
         assert any(line.split()[0] == name for line in p.stdout.splitlines() if line.strip())
+
+
+def test_catalog_is_data_and_the_registry_reads_it():
+    from mtopt import catalog
+
+    assert {r.kind for r in catalog.ROWS} == set(catalog.KINDS)
+    for row in catalog.ROWS:
+        assert ":" in row.target and registry.entry(row.kind, row.name).target is not None
+        assert registry.entry(row.kind, row.name).label == row.label
+    assert registry.entry("solver", "closed-form").meta == {"min_n": 2, "max_n": 2}
+    pub_family = {r.name for r in catalog.rows("method") if r.capabilities.get("pub_diagnostics")}
+    assert pub_family == {"pub", "pub-clippy", "pub-adatask"}
+    assert registry.entry("method", "PUB+clippy".replace("+", "-")).label == "PUB+Clippy"
+    assert registry.entry("backbone", "shared_bottom").label == "Shared-Bottom"
+
+
+def test_registry_reexports_normalize_and_private_registries_start_empty():
+    from mtopt.names import normalize as pure
+
+    assert normalize is pure
+    r = Registry()
+    r._plugins_loaded = True
+    assert r.names("solver") == []

@@ -1,6 +1,7 @@
 """The ``mtopt`` command line (Typer). Commands only parse and print; logic lives in the library.
 
-Each command is defined in its own module below and imports heavy libraries (torch, cvxpy)
+Each command is defined in its own module, registered on the Typer ``app`` of
+:mod:`mtopt.cli.app`, and imports heavy libraries (torch, cvxpy)
 inside the command body, so ``mtopt --help`` stays fast.
 
 Exit codes: 0 success; 1 a run on valid input did not succeed (e.g. solver ``not_converged``,
@@ -13,30 +14,12 @@ import sys
 
 import typer
 
+# importing a command module registers its command on `app` (defined in mtopt.cli.app)
+from mtopt.cli import compare, listing, solve, sweep, toy, train  # noqa: F401
+from mtopt.cli.app import app, fail
 from mtopt.errors import InputError, RunError
 
-app = typer.Typer(
-    name="mtopt",
-    help="Multi-task optimization for multi-task ranking models (PUB and baselines).",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-
-
-@app.callback()
-def _root() -> None:
-    """Multi-task optimization for multi-task ranking models (PUB and baselines)."""
-
-
-# command modules register themselves on `app` when imported
-from mtopt.cli import compare, listing, solve, sweep, toy, train  # noqa: E402,F401
-
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    """Print ``mtopt: error: message`` on stderr and return the Exit to raise."""
-    typer.echo(f"mtopt: error: {message}", err=True)
-    return typer.Exit(code)
+__all__ = ["app", "fail", "main"]
 
 
 def main() -> None:

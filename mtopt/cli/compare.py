@@ -5,8 +5,18 @@ from __future__ import annotations
 
 import typer
 
-from mtopt.cli import app
+from mtopt.cli.app import app
 from mtopt.errors import InputError
+
+#: library parameter -> this command's flag (for error messages, see mtopt.cli.flags)
+FLAGS = {
+    "ns": "--n",
+    "instances": "--instances",
+    "heavy_instances": "--cvxpy-instances",
+    "scenarios": "--scenarios",
+    "tol": "--tol",
+    "solvers": "--solvers",
+}
 
 
 def _int_list(text: str, option: str) -> list[int]:
@@ -42,8 +52,9 @@ def compare_cmd(
     """Time every registered α solver backend (plugins included) and check its residual."""
     from tqdm import tqdm
 
+    from mtopt.cli.flags import as_flags
+    from mtopt.compare import CompareConfig, format_summary, run, summarize, write_outputs
     from mtopt.errors import UnknownNameError
-    from mtopt.solvers.compare import CompareConfig, format_summary, run, summarize, write_outputs
 
     names = [s.strip() for s in solvers.split(",") if s.strip()] if solvers else None
     config = CompareConfig(
@@ -55,7 +66,10 @@ def compare_cmd(
         solvers=names,
         tol=tol,
     )
-    config.check()
+    try:
+        config.check()
+    except InputError as exc:
+        raise as_flags(exc, FLAGS) from None
     bar = tqdm(total=0, disable=not progress, unit="solve", desc="compare-solvers")
 
     def on_total(total: int) -> None:
@@ -66,6 +80,8 @@ def compare_cmd(
         result = run(config, progress=bar.update, on_total=on_total)
     except UnknownNameError as exc:
         raise InputError(f"--solvers: {exc}; see `mtopt list solvers`") from None
+    except InputError as exc:
+        raise as_flags(exc, FLAGS) from None
     finally:
         bar.close()
     summary = summarize(result)

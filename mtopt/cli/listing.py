@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from mtopt.cli import app
+from mtopt.cli.app import app
 from mtopt.registry import KINDS, registry
 
 

@@ -13,10 +13,19 @@ from typing import Any
 
 import typer
 
-from mtopt.cli import app
+from mtopt.cli.app import app
 from mtopt.errors import InputError
 
 LOADABLE = (".npy", ".npz", ".csv")
+
+
+def _cli_message(exc: Exception, solver_flag: str = "--solver") -> InputError:
+    """A library message in this command's words: ``solver:`` -> ``--solver``,
+    ``solver='newton'`` -> ``--solver newton``."""
+    from mtopt.cli.flags import rewrite_flags
+
+    text = rewrite_flags(str(exc), {"solver": solver_flag, "tol": "--tol"})
+    return InputError(text.replace("solver='newton'", "--solver newton"))
 
 
 def load_matrix(path: str, option: str) -> Any:
@@ -123,22 +132,23 @@ def solve_cmd(
     """
     from mtopt.errors import SolverUnavailableError, UnknownNameError
     from mtopt.registry import registry
-    from mtopt.solvers.base import solve, validate_gram
+    from mtopt.solvers import Backend, solve, validate_gram
 
     tol_value = _parse_tol(tol)
-    try:
-        registry.entry("solver", solver)
+    try:  # through the registry: plugin solvers included
+        entry = registry.entry("solver", solver)
     except UnknownNameError as exc:
         raise InputError(f"--solver: {exc}; see `mtopt list solvers`") from None
     G, source = gram_from_inputs(gram, updates)
     validate_gram(G, name=source)  # InvalidGramError names the file
     try:
-        result = solve(G, solver, tol=tol_value)
+        result = solve(G, Backend(entry.name, entry.load(), entry.meta), tol=tol_value)
     except SolverUnavailableError as exc:
-        typer.echo(f"mtopt: error: --solver {solver}: {exc}", err=True)
+        msg = _cli_message(exc, solver_flag=f"--solver {solver}")
+        typer.echo(f"mtopt: error: {msg}", err=True)
         raise typer.Exit(1) from None
     except InputError as exc:  # e.g. closed-form with n != 2
-        raise InputError(f"{source}: {exc}") from None
+        raise InputError(f"{source}: {_cli_message(exc)}") from None
     payload = {
         "alpha": None if result.alpha is None else [float(a) for a in result.alpha],
         "residual": result.residual,

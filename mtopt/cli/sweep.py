@@ -16,7 +16,7 @@ from pathlib import Path
 
 import typer
 
-from mtopt.cli import app
+from mtopt.cli.app import app
 from mtopt.cli.flags import as_flags
 from mtopt.errors import InputError
 

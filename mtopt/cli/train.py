@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from mtopt.cli import app
+from mtopt.cli.app import app
 
 
 def _fmt(x: float | None) -> str:

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from mtopt.errors import InputError
+from mtopt.solvers.backends import as_backend
 
 DEFAULT_TOL = 1e-6
 STATUSES = ("ok", "not_converged", "pareto_stationary")
@@ -327,13 +329,17 @@ def finalize(
 
 def solve(
     G: Any,
-    solver: str = "newton",
+    solver: str | Callable[..., SolveResult] = "newton",
     tol: float = DEFAULT_TOL,
     *,
     validate: str = "full",
     **options: Any,
 ) -> SolveResult:
-    """Solve ``G α = 1/α`` with the registered backend ``solver``.
+    """Solve ``G α = 1/α`` with the backend ``solver``.
+
+    ``solver`` is a backend callable (best: a :class:`~mtopt.solvers.backends.Backend` from
+    :func:`~mtopt.solvers.backends.get_solver`, resolved once by the caller, so the hot path
+    does no name lookup) or a registered name, resolved here on every call.
 
     ``G`` is validated (:func:`validate_gram`); a zero column returns ``pareto_stationary``
     without calling the backend. Backend exceptions propagate (never swallowed). Unknown
@@ -352,9 +358,8 @@ def solve(
         found an α with residual ≤ ``tol``: light mode returns that certified α (it solves
         the equation for the ``G`` given), full mode raises.
     """
-    from mtopt.registry import registry
-
-    entry = registry.entry("solver", solver)
+    backend = as_backend(solver)
+    name = backend.name
     if not (tol > 0 and math.isfinite(tol)):
         raise InputError(f"tol: must be a positive finite number, got {tol!r}")
     if validate not in VALIDATE_MODES:
@@ -362,7 +367,6 @@ def solve(
     full = validate == "full"
     A = _as_matrix(G, "G")
     S = _fast_pass(A, full)  # a positive diagonal when it passes
-    fn = entry.load()
     if S is None:
         S = _full_checks(A, "G", full)
         d = S.diagonal()
@@ -375,20 +379,22 @@ def solve(
                 0,
                 0.0,
                 "pareto_stationary",
-                entry.name,
+                name,
                 info={"reason": "zero update column"},
             )
     t0 = time.perf_counter()
-    result: SolveResult = fn(S, tol=tol, **options)
+    result: SolveResult = backend.fn(S, tol=tol, **options)
     if not isinstance(result, SolveResult):
-        raise TypeError(f"solver {entry.name!r} returned {type(result).__name__}, not SolveResult")
+        raise TypeError(f"solver {name!r} returned {type(result).__name__}, not SolveResult")
+    if not backend.named:  # a bare callable: its result names it
+        name = result.solver or name
     if result.seconds <= 0:
         result.seconds = time.perf_counter() - t0 - result.compile_seconds
     # never trust a backend's own certificate: recompute it on the caller's G
     out = finalize(
         S,
         result.alpha,
-        solver=entry.name,
+        solver=name,
         tol=tol,
         iterations=result.iterations,
         seconds=result.seconds,

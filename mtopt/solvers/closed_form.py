@@ -34,7 +34,7 @@ def solve(G: np.ndarray, *, tol: float = DEFAULT_TOL) -> SolveResult:
     n = G.shape[0]
     if n != 2:
         raise InputError(
-            f"closed-form: solves exactly n = 2 tasks, got n = {n}; use --solver newton"
+            f"solver: closed-form solves exactly n = 2 tasks, got n = {n}; use solver='newton'"
         )
     t0 = time.perf_counter()
     g11, g12, g22 = float(G[0, 0]), float(G[0, 1]), float(G[1, 1])

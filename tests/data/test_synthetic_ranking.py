@@ -193,7 +193,7 @@ def test_empty_split_and_single_class_split_are_allowed() -> None:
 
 def test_importing_the_data_package_does_not_import_torch() -> None:
     code = (
-        "import sys, mtopt.data, mtopt.data.catalog, mtopt.data.synthetic, "
+        "import sys, mtopt.data, mtopt.catalog, mtopt.data.synthetic, "
         "mtopt.data.aliexpress, mtopt.data.census, mtopt.data.digits; "
         "assert 'torch' not in sys.modules"
     )

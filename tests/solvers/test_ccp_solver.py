@@ -9,6 +9,7 @@ import pytest
 cvxpy = pytest.importorskip("cvxpy")
 
 import mtopt.solvers.ccp as ccp  # noqa: E402
+import mtopt.solvers.ccp_paper as ccp_paper  # noqa: E402
 from mtopt.errors import InputError, SolverUnavailableError  # noqa: E402
 from mtopt.solvers import solve  # noqa: E402
 
@@ -169,7 +170,7 @@ def test_authors_procedure_results_are_certified_and_agree_with_newton():
                           (5, 3, "conflicting")]:  # fmt: skip
         G = _gram(n, seed, kind)
         r = solve(G, "ccp-raw", procedure="authors")
-        assert 1 <= r.iterations <= ccp.AUTHORS_MAX_ITER
+        assert 1 <= r.iterations <= ccp_paper.AUTHORS_MAX_ITER
         assert r.info["procedure"] == "authors"
         assert r.info["stop"] in ("residual", "alpha_change", "no_solution", "max_iter")
         if r.alpha is not None:  # the certificate, recomputed here
@@ -196,7 +197,7 @@ def test_authors_procedure_calls_cvxpy_as_their_code_does(monkeypatch):
         return real(self, *args, **kwargs)
 
     G = _gram(3, 4)
-    ccp._authors_problem(3)  # built beforehand: only the per-iteration solves are recorded
+    ccp_paper._authors_problem(3)  # built beforehand: only the per-iteration solves are recorded
     monkeypatch.setattr(cvxpy.Problem, "solve", spy)
     r = solve(G, "ccp-raw", procedure="authors")
     assert len(calls) == r.iterations >= 1
@@ -236,7 +237,7 @@ def test_authors_procedure_degenerate_and_errors(monkeypatch):
         solve(np.array([[1.0, -1.0], [-1.0, 1.0]]), "ccp-raw", procedure="authors")
     with pytest.raises(InputError, match="procedure"):
         solve(np.eye(2), "ccp-raw", procedure="nash")
-    prob, _ = ccp._authors_problem(3)
+    prob, _ = ccp_paper._authors_problem(3)
     monkeypatch.setattr(
         prob, "problem", _FakeProblem("x", prob.alpha, cvxpy.error.SolverError("ECOS blew up"))
     )

@@ -102,3 +102,34 @@ def test_solve_result_to_dict_is_strict_json_even_with_nan_in_info():
     r = SolveResult(np.ones(2), 0.5, 1, 1e-3, "ok", "x", info=info)
     d = json.loads(json.dumps(r.to_dict(), allow_nan=False))
     assert d["info"] == {"seq": [None, 2.0], "arr": [1.0, None]}
+
+
+def test_solve_takes_a_resolved_backend_or_any_callable():
+    from mtopt.solvers import Backend, get_solver
+    from mtopt.solvers import newton as nt
+
+    G = np.array([[2.0, 0.3], [0.3, 1.0]])
+    b = get_solver("Closed_Form")
+    assert isinstance(b, Backend) and b.name == "closed-form" and b.meta["max_n"] == 2
+    by_name, by_backend = solve(G, "closed-form"), solve(G, b)
+    np.testing.assert_array_equal(by_name.alpha, by_backend.alpha)
+    assert by_backend.solver == "closed-form"
+    r = solve(G, nt.solve)  # a bare callable: its own result names it
+    assert r.ok and r.solver == "newton"
+    with pytest.raises(InputError, match="solver"):
+        solve(G, 3)
+
+
+def test_unknown_solver_name_lists_the_known_ones():
+    from mtopt.errors import UnknownNameError
+    from mtopt.solvers import get_solver
+
+    with pytest.raises(UnknownNameError, match="newton"):
+        get_solver("no-such-solver")
+
+
+def test_closed_form_error_names_the_parameter_not_a_flag():
+    with pytest.raises(InputError) as exc:
+        solve(np.eye(3), "closed-form")
+    assert str(exc.value).startswith("solver: ") and "--" not in str(exc.value)
+    assert "solver='newton'" in str(exc.value)

@@ -32,7 +32,7 @@ import torch
 
 from mtopt.errors import InputError, UnknownNameError
 from mtopt.methods.aggregators.base import Aggregator
-from mtopt.registry import normalize
+from mtopt.names import normalize
 
 #: normalised name -> (display name, "module:Class")
 _AGGREGATORS: dict[str, tuple[str, str]] = {
