@@ -49,8 +49,8 @@ class CsvLog:
             rows = list(csv.reader(fh))
         if not rows or rows[0] != self.columns:
             raise InputError(
-                f"{self.path}: written by a different run configuration (its columns differ); "
-                "resume with the same recipe or start in another --out folder"
+                f"out_dir: {self.path} was written by a different run configuration (its "
+                "columns differ); resume with the same recipe or pass another out_dir"
             )
         keep = [rows[0]]
         for row in rows[1:]:
