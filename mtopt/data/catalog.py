@@ -13,7 +13,7 @@ _r(
 _r(
     "dataset",
     "aliexpress",
-    "mtopt.data.aliexpress:build",
+    "mtopt.data.aliexpress.dataset:build",
     "AliExpress per-country CSV (16 categorical, 63 numerical, click, conversion), streamed.",
     "Li et al., CIKM 2020",
 )
