@@ -55,11 +55,13 @@ def resolve_methods(names: Sequence[str] | None) -> list[str]:
         found = ["pub_exact", "pub_frobenius"] if key == "pub" else [_ALIASES.get(key, "")]
         if not found[0]:
             raise InputError(
-                f"--methods: unknown method {raw!r} (known: {', '.join(METHODS)}, pub = both)"
+                f"methods: unknown method {raw!r} (known: {', '.join(METHODS)}, pub = both)"
             )
         out += [m for m in found if m not in out]
     if not out:
-        raise InputError("--methods: give at least one method, e.g. --methods ls,pub")
+        raise InputError(
+            f"methods: give at least one method (known: {', '.join(METHODS)}, pub = both)"
+        )
     return out
 
 

@@ -48,14 +48,14 @@ def parse_starts(text: str) -> list[tuple[float, float]]:
             x1, x2 = (float(f) for f in fields)
         except ValueError:
             raise InputError(
-                f"--starts: {part.strip()!r} is not a point 'x1,x2'; "
-                'give points as "x1,x2;x1,x2", e.g. --starts "-8.5,7.5;0,0"'
+                f"starts: {part.strip()!r} is not a point 'x1,x2'; "
+                'give points as "x1,x2;x1,x2", e.g. "-8.5,7.5;0,0"'
             ) from None
         if not (math.isfinite(x1) and math.isfinite(x2)):
-            raise InputError(f"--starts: {part.strip()!r} is not finite; give finite numbers")
+            raise InputError(f"starts: {part.strip()!r} is not finite; give finite numbers")
         points.append((x1, x2))
     if not points:
-        raise InputError('--starts: no point given; e.g. --starts "-8.5,7.5;0,0"')
+        raise InputError('starts: no point given; e.g. "-8.5,7.5;0,0"')
     return points
 
 
@@ -114,9 +114,9 @@ def run_toy(
 
     method = resolve_methods([method])[0]
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise InputError(f"--steps: must be an integer ≥ 1, got {steps!r}")
+        raise InputError(f"steps: must be an integer ≥ 1, got {steps!r}")
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise InputError(f"--lr: must be a positive number, got {lr!r}")
+        raise InputError(f"lr: must be a positive number, got {lr!r}")
     torch.manual_seed(seed)
     x, step, stats = _stepper(method, start, float(lr), int(seed), float(scale))
     every = max(1, -(-steps // max(1, trajectory_points)))
@@ -213,7 +213,7 @@ def run_all(
     names = resolve_methods(methods)
     pts = [tuple(float(v) for v in s) for s in (starts or STANDARD_STARTS)]
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise InputError(f"--jobs: must be an integer ≥ 1, got {jobs!r}")
+        raise InputError(f"jobs: must be an integer ≥ 1, got {jobs!r}")
     units = [
         {
             "method": m,
