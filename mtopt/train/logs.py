@@ -1,6 +1,6 @@
 """Per-step and per-evaluation CSV logs that survive interruption, and optional TensorBoard.
 
-The CSV files are appended to while training and flushed at every checkpoint. On ``--resume``
+The CSV files are appended to while training and flushed at every checkpoint. On ``resume``
 they are cut back to the rows at or before the checkpoint's step (a ``kill -9`` may have left
 later rows, or half a row), so a resumed run's files equal an uninterrupted run's.
 """

@@ -28,7 +28,7 @@ counts per step gives the global batch size and ends the epoch on every process 
 losses and gradients are averaged across processes so that parameters stay bitwise identical
 (checked at every checkpoint), and rank 0 alone evaluates and writes the files above.
 
-Reproducibility: everything is seeded from ``train.seed``; ``--resume`` restores the RNG states
+Reproducibility: everything is seeded from ``train.seed``; ``resume=True`` restores the RNG states
 and skips the batches of the current epoch already consumed, so an interrupted and resumed run
 ends bitwise identical to an uninterrupted one on CPU (datasets yield the same batches for the
 same ``(split, batch_size, shuffle, seed, epoch)``).
