@@ -83,7 +83,7 @@ def memory_one(method: str, embeddings: str | None, rows: int) -> None:
     from mtopt.config import recipe_from_dict
     from mtopt.data.base import Schema
     from mtopt.registry import registry
-    from mtopt.train.trainer import embedding_kwargs
+    from mtopt.train.build import embedding_kwargs
 
     torch.set_num_threads(1)
     raw = {"model": {"name": "shared-bottom", "bottom_dims": [32], "embed_dim": 16}}

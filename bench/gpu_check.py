@@ -57,7 +57,7 @@ def _pub_steps(device: str, embeddings: str | None, steps: int = 20) -> tuple[li
     from mtopt.config import recipe_from_dict
     from mtopt.data.base import Schema
     from mtopt.registry import registry
-    from mtopt.train.trainer import embedding_kwargs
+    from mtopt.train.build import embedding_kwargs
 
     raw = {
         "model": {"name": "mmoe", "embed_dim": 8, "expert_dim": 64, "tower_dims": [32]},

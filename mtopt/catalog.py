@@ -164,7 +164,7 @@ ROWS: tuple[Row, ...] = (
     _row("dataset", "synthetic-ranking", "mtopt.data.synthetic:build",
          "Embedded seeded CTR/CTCVR data: knobs for task correlation, rarity, noise, loss "
          "ratio."),
-    _row("dataset", "aliexpress", "mtopt.data.aliexpress:build",
+    _row("dataset", "aliexpress", "mtopt.data.aliexpress.dataset:build",
          "AliExpress per-country CSV (16 categorical, 63 numerical, click, conversion), "
          "streamed.", "Li et al., CIKM 2020"),
     _row("dataset", "census-income", "mtopt.data.census:build",

@@ -11,7 +11,19 @@ from __future__ import annotations
 import typer
 
 from mtopt.cli.app import app
+from mtopt.cli.flags import as_flags
 from mtopt.errors import InputError
+
+#: the library's parameter names -> this command's flags
+_FLAGS = {
+    "method": "--methods",
+    "methods": "--methods",
+    "starts": "--starts",
+    "steps": "--steps",
+    "lr": "--lr",
+    "tol": "--tol",
+    "jobs": "--jobs",
+}
 
 
 @app.command("toy")
@@ -58,8 +70,11 @@ def toy_cmd(
         summary_table,
     )
 
-    names = resolve_methods([m for m in methods.split(",") if m.strip()] if methods else None)
-    points = parse_starts(starts) if starts is not None else [tuple(p) for p in STANDARD_STARTS]
+    try:
+        names = resolve_methods([m for m in methods.split(",") if m.strip()] if methods else None)
+        points = parse_starts(starts) if starts is not None else [tuple(p) for p in STANDARD_STARTS]
+    except InputError as exc:
+        raise as_flags(exc, _FLAGS) from exc.__cause__
     if steps < 1:
         raise InputError(f"--steps: must be ≥ 1, got {steps}")
     if not (math.isfinite(lr) and lr > 0):
@@ -83,6 +98,8 @@ def toy_cmd(
             names, points, steps=steps, lr=lr, seed=seed, tol=tol, jobs=n_jobs,
             progress=bar.update,
         )  # fmt: skip
+    except InputError as exc:
+        raise as_flags(exc, _FLAGS) from exc.__cause__
     finally:
         bar.close()
     wall = time.perf_counter() - t0

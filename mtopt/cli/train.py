@@ -69,7 +69,10 @@ def train_cmd(
     from mtopt.train.trainer import Trainer
 
     trainer = Trainer(rec, out, source=str(recipe))
-    summary = trainer.run(resume=resume, overwrite=overwrite)
+    try:
+        summary = trainer.run(resume=resume, overwrite=overwrite)
+    except InputError as exc:
+        raise _as_flags(exc) from exc.__cause__
     if not trainer.dist.is_main:  # torchrun: rank 0 reports
         return
     tasks = summary["tasks"]
@@ -100,6 +103,31 @@ def train_cmd(
     typer.echo(
         f"outputs in {trainer.out}/ (summary.json, metrics.csv, steps.csv, plots/, checkpoints/)"
     )
+
+
+#: the library's parameter names (leading ``param:`` and advice) -> this command's flags
+_FLAGS = {"out_dir": "--out", "resume": "--resume", "overwrite": "--overwrite"}
+_ADVICE = (
+    ("resume=True", "--resume"),
+    ("overwrite=True", "--overwrite"),
+    ("another out_dir", "--out with another folder"),
+    ("without resuming", "without --resume"),
+)
+
+
+def _as_flags(exc: Exception) -> Exception:
+    """A library :class:`InputError` worded with this command's flags instead of parameters."""
+    from mtopt.cli.flags import as_flags
+
+    new = as_flags(exc, _FLAGS)  # type: ignore[arg-type]
+    if new is exc:
+        return exc
+    text = str(new)
+    for param, flag in _ADVICE:
+        text = text.replace(param, flag)
+    out = type(new)(text)
+    out.__cause__ = new.__cause__
+    return out
 
 
 def _launch(

@@ -1,6 +1,6 @@
 """Per-step and per-evaluation CSV logs that survive interruption, and optional TensorBoard.
 
-The CSV files are appended to while training and flushed at every checkpoint. On ``--resume``
+The CSV files are appended to while training and flushed at every checkpoint. On ``resume``
 they are cut back to the rows at or before the checkpoint's step (a ``kill -9`` may have left
 later rows, or half a row), so a resumed run's files equal an uninterrupted run's.
 """
@@ -49,8 +49,8 @@ class CsvLog:
             rows = list(csv.reader(fh))
         if not rows or rows[0] != self.columns:
             raise InputError(
-                f"{self.path}: written by a different run configuration (its columns differ); "
-                "resume with the same recipe or start in another --out folder"
+                f"out_dir: {self.path} was written by a different run configuration (its "
+                "columns differ); resume with the same recipe or pass another out_dir"
             )
         keep = [rows[0]]
         for row in rows[1:]:

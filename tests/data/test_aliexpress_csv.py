@@ -250,8 +250,8 @@ def test_read_only_folder_falls_back_to_csv(tmp_path: Path) -> None:
             raise PermissionError("read-only")
 
         mp = pytest.MonkeyPatch()
-        mp.setattr(aliexpress, "atomic_write", deny)
-        mp.setattr(aliexpress, "atomic_write_json", deny)
+        mp.setattr(aliexpress.parse, "atomic_write", deny)
+        mp.setattr(aliexpress.index, "atomic_write_json", deny)
     else:
         os.chmod(d, 0o555)
         mp = None

@@ -187,12 +187,12 @@ def test_gradient_methods_are_aggregate_then_adam(method):
 def test_parse_starts_and_methods():
     assert toy.parse_starts("-8.5,7.5; 0,0;") == [(-8.5, 7.5), (0.0, 0.0)]
     for bad in ("1,2;abc", "1,2,3", "", "nan,1", "1;2"):
-        with pytest.raises(InputError, match="--starts"):
+        with pytest.raises(InputError, match="^starts: "):
             toy.parse_starts(bad)
     assert toy.resolve_methods(["IMTL-G", "pub", "Nash_MTL", "ls"]) == [
         "imtl_g", "pub_exact", "pub_frobenius", "nashmtl", "ls"
     ]  # fmt: skip
-    with pytest.raises(InputError, match="--methods"):
+    with pytest.raises(InputError, match="^methods: "):
         toy.resolve_methods(["adam"])
 
 

@@ -12,7 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import mtopt_train_fakes as fakes  # noqa: E402
 
-import mtopt.train.trainer as trainer_mod  # noqa: E402
+import mtopt.train.evaluation as evaluation_mod  # noqa: E402
 from mtopt.config import recipe_from_dict  # noqa: E402
 from mtopt.train.checkpoint import load_checkpoint  # noqa: E402
 from mtopt.train.trainer import Trainer  # noqa: E402
@@ -25,14 +25,14 @@ EVAL_SLEEP = 0.15  # per evaluated split
 def slow_eval(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Evaluation sleeps EVAL_SLEEP per split; returns the list of evaluated splits."""
     calls: list[str] = []
-    real = trainer_mod.evaluate
+    real = evaluation_mod.evaluate
 
     def evaluate(model, dataset, split, *args, **kwargs):  # noqa: ANN001, ANN202
         calls.append(split)
         time.sleep(EVAL_SLEEP)
         return real(model, dataset, split, *args, **kwargs)
 
-    monkeypatch.setattr(trainer_mod, "evaluate", evaluate)
+    monkeypatch.setattr(evaluation_mod, "evaluate", evaluate)
     return calls
 
 

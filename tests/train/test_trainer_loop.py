@@ -179,7 +179,7 @@ def test_folder_and_resume_guards(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"no checkpoint to resume from"):
         run(out, resume=True)
     run(out, train={"epochs": 1})
-    with pytest.raises(InputError, match=r"already holds a run; pass --resume"):
+    with pytest.raises(InputError, match=r"already holds a run; pass resume=True"):
         run(out, train={"epochs": 1})
     with pytest.raises(InputError, match=r"optimizer.lr: differs from the checkpoint's recipe"):
         run(out, resume=True, optimizer={"lr": 0.5})

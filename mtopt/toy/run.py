@@ -1,0 +1,275 @@
+"""Running the toy: one run (:func:`run_toy`), every (method, start) run in worker processes
+(:func:`run_all`), and the points they start from."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mtopt.errors import InputError, RunError
+from mtopt.toy.methods import _stepper, resolve_methods
+from mtopt.toy.problem import SCALE, balanced_point, distance_to_front, toy_losses
+
+#: the five initial points of the Nash-MTL authors' toy code
+STANDARD_STARTS: tuple[tuple[float, float], ...] = (
+    (-8.5, 7.5),
+    (0.0, 0.0),
+    (9.0, 9.0),
+    (-7.5, -0.5),
+    (9.0, -1.0),
+)
+#: Adam learning rate and number of steps of the authors' protocol
+DEFAULT_LR = 1e-3
+DEFAULT_STEPS = 35000
+#: loss-space distance to the Pareto set below which a run "reached the Pareto front"
+DEFAULT_TOL = 1e-2
+#: at most this many trajectory points are kept per run (plus the final point)
+TRAJECTORY_POINTS = 500
+#: rough relative cost per step (for scheduling the longest runs first)
+_COST = {"cagrad": 8.0, "pub_exact": 8.0, "pub_frobenius": 8.0, "nashmtl": 4.0, "famo": 3.0}
+
+
+def parse_starts(text: str) -> list[tuple[float, float]]:
+    """Parse ``"x1,y1;x2,y2;..."`` into finite points; :class:`InputError` on bad input."""
+    points: list[tuple[float, float]] = []
+    for part in str(text).split(";"):
+        if not part.strip():
+            continue
+        fields = part.split(",")
+        try:
+            if len(fields) != 2:
+                raise ValueError
+            x1, x2 = (float(f) for f in fields)
+        except ValueError:
+            raise InputError(
+                f"starts: {part.strip()!r} is not a point 'x1,x2'; "
+                'give points as "x1,x2;x1,x2", e.g. "-8.5,7.5;0,0"'
+            ) from None
+        if not (math.isfinite(x1) and math.isfinite(x2)):
+            raise InputError(f"starts: {part.strip()!r} is not finite; give finite numbers")
+        points.append((x1, x2))
+    if not points:
+        raise InputError('starts: no point given; e.g. "-8.5,7.5;0,0"')
+    return points
+
+
+@dataclass
+class ToyRun:
+    """One run: a method from one initial point (a row of ``toy.json``)."""
+
+    method: str
+    start_index: int
+    start: list[float]
+    steps: int
+    lr: float
+    seed: int
+    final_point: list[float]
+    final_losses: list[float]
+    #: loss-space distance to the Pareto front, and whether it is ≤ ``tol``
+    distance_to_pareto: float
+    reached_pareto: bool
+    tol: float
+    #: nearest Pareto point: its weight w (u = 14w − 7) and its losses
+    nearest_w: float
+    nearest_losses: list[float]
+    #: loss-space distance to L* (:func:`balanced_point`)
+    distance_to_balanced: float
+    #: wall-clock and CPU (this process) seconds of the steps
+    seconds: float
+    cpu_seconds: float
+    #: method counters (e.g. PUB's solves / fallbacks, Nash-MTL's fallbacks)
+    stats: dict[str, Any] = field(default_factory=dict)
+    #: subsampled trajectory: step numbers, points and losses (the final step included)
+    trajectory: dict[str, list] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run_toy(
+    method: str,
+    start: Sequence[float],
+    *,
+    steps: int = DEFAULT_STEPS,
+    lr: float = DEFAULT_LR,
+    seed: int = 0,
+    scale: float = SCALE,
+    tol: float = DEFAULT_TOL,
+    start_index: int = 0,
+    trajectory_points: int = TRAJECTORY_POINTS,
+    progress: Callable[[int], None] | None = None,
+) -> ToyRun:
+    """Run ``method`` (see the module docstring) from ``start`` for ``steps`` Adam steps.
+
+    ``progress(k)`` is called with the number of steps done since its previous call (every
+    1000 steps and at the end). Seeds torch with ``seed`` (PCGrad's order; FAMO).
+    """
+    import torch
+
+    method = resolve_methods([method])[0]
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise InputError(f"steps: must be an integer ≥ 1, got {steps!r}")
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise InputError(f"lr: must be a positive number, got {lr!r}")
+    torch.manual_seed(seed)
+    x, step, stats = _stepper(method, start, float(lr), int(seed), float(scale))
+    every = max(1, -(-steps // max(1, trajectory_points)))
+    rec_steps: list[int] = []
+    rec_x: list[list[float]] = []
+    t0, c0 = time.perf_counter(), time.process_time()
+    done = 0
+    for t in range(steps):
+        if t % every == 0:
+            rec_steps.append(t)
+            rec_x.append(x.detach().tolist())
+        step()
+        if progress is not None and (t + 1) % 1000 == 0:
+            progress(t + 1 - done)
+            done = t + 1
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    if progress is not None and done < steps:
+        progress(steps - done)
+    final = x.detach().tolist()
+    rec_steps.append(steps)
+    rec_x.append(final)
+    if not all(math.isfinite(v) for v in final):
+        raise RunError(f"{method} from {list(start)}: the point became non-finite")
+    traj_losses = toy_losses(np.asarray(rec_x), scale)
+    fl = traj_losses[-1]
+    dist, w, near = distance_to_front(fl, scale)
+    _, lstar = balanced_point(scale)
+    return ToyRun(
+        method=method,
+        start_index=int(start_index),
+        start=[float(v) for v in start],
+        steps=steps,
+        lr=float(lr),
+        seed=int(seed),
+        final_point=[float(v) for v in final],
+        final_losses=[float(v) for v in fl],
+        distance_to_pareto=dist,
+        reached_pareto=bool(dist <= tol),
+        tol=float(tol),
+        nearest_w=w,
+        nearest_losses=[float(v) for v in near],
+        distance_to_balanced=float(np.linalg.norm(fl - lstar)),
+        seconds=seconds,
+        cpu_seconds=cpu,
+        stats=stats(),
+        trajectory={
+            "step": rec_steps,
+            "x": [[_g7(a), _g7(b)] for a, b in rec_x],
+            "losses": [[_g7(a), _g7(b)] for a, b in traj_losses],
+        },
+    )
+
+
+def _g7(v: float) -> float:
+    """``v`` to 7 significant digits (float32 resolution; keeps toy.json small)."""
+    return float(f"{float(v):.7g}")
+
+
+# ------------------------------------------------------------------------------ many runs
+_QUEUE: Any = None
+
+
+def _init_worker(queue: Any) -> None:
+    global _QUEUE
+    _QUEUE = queue
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _worker(kwargs: dict[str, Any]) -> dict[str, Any]:
+    queue = _QUEUE
+    cb = None if queue is None else queue.put
+    return run_toy(progress=cb, **kwargs).to_dict()
+
+
+def run_all(
+    methods: Sequence[str] | None = None,
+    starts: Sequence[Sequence[float]] | None = None,
+    *,
+    steps: int = DEFAULT_STEPS,
+    lr: float = DEFAULT_LR,
+    seed: int = 0,
+    scale: float = SCALE,
+    tol: float = DEFAULT_TOL,
+    jobs: int = 1,
+    progress: Callable[[int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Every (method, start) run, in ``jobs`` processes; rows ordered by method, then start.
+
+    ``progress(k)`` receives step counts as they complete (total ``len(methods)·len(starts)·
+    steps``). Results do not depend on ``jobs``.
+    """
+    names = resolve_methods(methods)
+    pts = [tuple(float(v) for v in s) for s in (starts or STANDARD_STARTS)]
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise InputError(f"jobs: must be an integer ≥ 1, got {jobs!r}")
+    units = [
+        {
+            "method": m,
+            "start": list(p),
+            "start_index": i,
+            "steps": steps,
+            "lr": lr,
+            "seed": seed,
+            "scale": scale,
+            "tol": tol,
+        }
+        for m in names
+        for i, p in enumerate(pts)
+    ]
+    order = {(u["method"], u["start_index"]): k for k, u in enumerate(units)}
+    if jobs == 1 or len(units) == 1:
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            rows = [run_toy(progress=progress, **u).to_dict() for u in units]
+        finally:
+            torch.set_num_threads(threads)
+        return rows
+
+    import multiprocessing as mp
+    import queue as queue_mod
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    # longest runs first (LPT scheduling)
+    todo = sorted(units, key=lambda u: -_COST.get(u["method"], 1.0))
+    rows: list[dict[str, Any]] = []
+    workers = min(jobs, len(units), os.cpu_count() or jobs)
+    with ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_init_worker, initargs=(q,)
+    ) as ex:
+        pending = {ex.submit(_worker, u) for u in todo}
+
+        def drain() -> None:
+            while True:
+                try:
+                    k = q.get_nowait()
+                except queue_mod.Empty:
+                    return
+                if progress is not None:
+                    progress(k)
+
+        while pending:
+            finished, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+            drain()
+            for fut in finished:
+                rows.append(fut.result())
+        time.sleep(0.05)
+        drain()
+    rows.sort(key=lambda r: order[(r["method"], r["start_index"])])
+    return rows

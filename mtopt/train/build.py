@@ -1,0 +1,127 @@
+"""The composition root of a run: recipe -> dataset, model (on its device) and method.
+
+:func:`build_components` is what ``mtopt train`` (through :class:`~mtopt.train.trainer.Trainer`),
+``mtopt sweep`` and the bench scripts call to turn a validated recipe into the three components;
+:func:`embedding_kwargs` adds the method options of ``method.embeddings``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import torch
+
+from mtopt.config import Recipe
+from mtopt.errors import InputError, RunError
+from mtopt.train.checkpoint import seed_everything
+
+_SECTIONS = ("data.", "model.", "method.", "optimizer.", "train.", "output.")
+
+
+def build_components(
+    recipe: Recipe, device: str = "cpu", source: str = "recipe"
+) -> tuple[Any, Any, Any]:
+    """Dataset, model (on ``device``) and method of a recipe, seeded from ``train.seed``.
+
+    An :class:`InputError` of a component that names a recipe field (``data.rows: ...``) is
+    prefixed with ``source`` so that the message names the file too.
+    """
+    from mtopt.models.base import check_split
+    from mtopt.registry import registry
+
+    seed = recipe.train.seed
+    try:
+        seed_everything(seed)
+        dataset = registry.get("dataset", recipe.data.name)(**recipe.data.kwargs())
+        seed_everything(seed)  # model init independent of how much RNG the dataset used
+        model = registry.get("backbone", recipe.model.name)(dataset.schema, **recipe.model.kwargs())
+        model.to(device)
+        try:
+            check_split(model)
+        except AssertionError as exc:
+            raise RunError(
+                f"backbone {recipe.model.name!r}: bad shared/task split: {exc}"
+            ) from None
+        method = registry.get("method", recipe.method.name)(
+            model,
+            recipe.optimizer.to_optimizer_config(),
+            **recipe.method.kwargs(),
+            **embedding_kwargs(recipe, model, source),
+        )
+    except InputError as exc:
+        msg = str(exc)
+        if msg.startswith(_SECTIONS):
+            raise type(exc)(f"{source}: {msg}") from None
+        # "fixed_alpha: ..." from a component's own check: name the recipe field it came from
+        key = msg.split(":", 1)[0].strip()
+        owners = [
+            s
+            for s, kw in (
+                ("method", recipe.method.kwargs()),
+                ("model", recipe.model.kwargs()),
+                ("data", recipe.data.kwargs()),
+            )
+            if key in kw
+        ]
+        if len(owners) == 1:
+            raise type(exc)(f"{source}: {owners[0]}.{msg}") from None
+        raise
+    except TypeError as exc:
+        # a factory taking **kwargs that forwards them to a fixed signature
+        m = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+        if m is None:
+            raise
+        key = m.group(1)
+        section = next(
+            (
+                s
+                for s, kw in (
+                    ("method", recipe.method.kwargs()),
+                    ("model", recipe.model.kwargs()),
+                    ("data", recipe.data.kwargs()),
+                )
+                if key in kw
+            ),
+            None,
+        )
+        if section is None and key in ("row_wise", "plain"):
+            raise InputError(
+                f"{source}: method.embeddings: {recipe.method.embeddings!r} is only supported "
+                f"by the pub methods, not {recipe.method.name!r}; remove it (or use balanced)"
+            ) from None
+        if section is None:
+            raise
+        name = getattr(recipe, section).name
+        raise InputError(
+            f"{source}: {section}.{key}: {section} {name!r} does not take {key!r} "
+            "(see docs/recipes.md and the component's documentation)"
+        ) from None
+    return dataset, model, method
+
+
+def embedding_kwargs(recipe: Recipe, model: Any, source: str = "recipe") -> dict[str, Any]:
+    """The method keyword arguments of ``method.embeddings`` (PUB's ``row_wise`` / ``plain``).
+
+    The tables are the weights of the backbone's ``nn.Embedding`` / ``nn.EmbeddingBag`` modules
+    that are shared parameters; ``row-wise`` also switches those modules to sparse gradients.
+    """
+    mode = recipe.method.embeddings or "balanced"
+    if mode == "balanced":
+        return {}
+    shared = {id(p) for p in model.shared_parameters()}
+    mods = [
+        m
+        for m in model.modules()
+        if isinstance(m, (torch.nn.Embedding, torch.nn.EmbeddingBag)) and id(m.weight) in shared
+    ]
+    if not mods:
+        raise InputError(
+            f"{source}: method.embeddings: backbone {recipe.model.name!r} has no shared "
+            "embedding table; remove the field"
+        )
+    if mode == "row-wise":
+        for m in mods:
+            m.sparse = True
+        return {"row_wise": [m.weight for m in mods]}
+    return {"plain": [m.weight for m in mods]}
