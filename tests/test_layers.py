@@ -21,6 +21,7 @@ LAYER_OF_TOP = {
     "errors": "base",
     "io": "base",
     "names": "base",
+    "optimizer_config": "base",
     "catalog": "base",
     "registry": "registry",
     "solvers": "solvers",
