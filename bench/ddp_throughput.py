@@ -88,7 +88,7 @@ def memory_one(method: str, embeddings: str | None, rows: int) -> None:
     torch.set_num_threads(1)
     raw = {"model": {"name": "shared-bottom", "bottom_dims": [32], "embed_dim": 16}}
     raw["method"] = {"name": method, "embeddings": embeddings}
-    rec = recipe_from_dict(raw, "memory", check=False)
+    rec = recipe_from_dict(raw, "memory")
     schema = Schema(cat_cardinalities=[rows], n_dense=4, task_names=["ctr", "ctcvr"])
     torch.manual_seed(0)
     model = registry.get("backbone", "shared-bottom")(schema, **rec.model.kwargs())

@@ -63,7 +63,7 @@ def _pub_steps(device: str, embeddings: str | None, steps: int = 20) -> tuple[li
         "model": {"name": "mmoe", "embed_dim": 8, "expert_dim": 64, "tower_dims": [32]},
         "method": {"name": "pub", "embeddings": embeddings},
     }
-    rec = recipe_from_dict(raw, "gpu-check", check=False)
+    rec = recipe_from_dict(raw, "gpu-check")
     schema = Schema(cat_cardinalities=[5000, 300], n_dense=4, task_names=["ctr", "ctcvr"])
     torch.manual_seed(0)
     model = registry.get("backbone", "mmoe")(schema, **rec.model.kwargs()).to(device)

@@ -1,9 +1,10 @@
 """The built-in components, as data: one :class:`Row` per registered name.
 
 Each row names its target as a ``"module:attr"`` string, so reading the catalog imports
-nothing: this module imports no other mtopt module, and :mod:`mtopt.registry` (which adds the
-``mtopt.plugins`` entry points) and :mod:`mtopt.solvers` (which resolves solver names without
-the registry) both read it.
+nothing (this module imports only :mod:`mtopt.names`); :func:`load` imports one target when
+asked. :mod:`mtopt.registry` reads the rows and adds the ``mtopt.plugins`` entry points; library
+code that is handed a built-in name as a string (``PUB(solver="newton", umm="clippy")``)
+resolves it with :func:`builtin` once, at construction, without the registry.
 
 Kinds and what a target is:
 
@@ -11,7 +12,10 @@ Kinds and what a target is:
   the task counts it accepts; ``heavy``: CVXPY-based, ``compare-solvers`` runs fewer instances).
 * ``backbone``: ``build(schema, **options) -> model``.
 * ``method``: a class ``(model, optimizer: OptimizerConfig, **hyperparameters) -> Method``
-  (capability ``pub_diagnostics``: a PUB-family method that records PUB's diagnostics).
+  (capabilities: ``pub_diagnostics``, a PUB-family method that records PUB's diagnostics;
+  ``alpha_solver``, ``method.solver`` names an α solver backend, which the composition root
+  resolves and passes down as a :class:`mtopt.solvers.Backend` — for other methods
+  ``method.solver`` is the method's own option, e.g. MGDA's ``exact`` / ``frank_wolfe``).
 * ``umm``: a factory ``(**options) -> mtopt.optim.umm.UMM`` used by ``PUB(umm=name)``.
 * ``dataset``: ``build(**options) -> dataset``.
 
@@ -20,9 +24,12 @@ Kinds and what a target is:
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
+
+from mtopt.names import normalize
 
 KINDS = ("solver", "backbone", "method", "umm", "dataset")
 
@@ -133,20 +140,23 @@ ROWS: tuple[Row, ...] = (
          "Liu et al., ICLR 2021", "IMTL"),
     _row("method", "nashmtl", f"{_GR}.nashmtl:NashMTL",
          "Nash-MTL: bargaining weights G a = 1/a (certified solver backends), max-norm 1.",
-         "Navon et al., ICML 2022", "NashMTL"),
+         "Navon et al., ICML 2022", "NashMTL", alpha_solver=True),
     _row("method", "drgrad", "mtopt.methods.drgrad:DRGrad",
          "DRGrad: router moves valid aux-task gradient into the split primary tower; updater "
          "sets mu.", "Liu, Miao & Xia, AAAI 2025", "DRGrad"),
     # -- methods: update level (PUB and the UMM baselines) --------------------------------------
     _row("method", "pub", f"{_PUB}:PUBMethod",
          "PUB: balance per-task optimizer updates, alpha from D'D a = 1/a "
-         "(Adam/AdaGrad/RMSProp).", _PUB_PAPER, "PUB", pub_diagnostics=True),
+         "(Adam/AdaGrad/RMSProp).", _PUB_PAPER, "PUB",
+         pub_diagnostics=True, alpha_solver=True),
     _row("method", "pub-clippy", f"{_PUB}:PUBClippy",
          "PUB with the Clippy UMM on the joint update.",
-         "Yuan et al., ICDM 2024; Tang et al., KDD 2023", "PUB+Clippy", pub_diagnostics=True),
+         "Yuan et al., ICDM 2024; Tang et al., KDD 2023", "PUB+Clippy",
+         pub_diagnostics=True, alpha_solver=True),
     _row("method", "pub-adatask", f"{_PUB}:PUBAdaTask",
          "PUB with AdaTask's per-task moments.",
-         "Yuan et al., ICDM 2024; Yang et al., AAAI 2023", "PUB+AdaTask", pub_diagnostics=True),
+         "Yuan et al., ICDM 2024; Yang et al., AAAI 2023", "PUB+AdaTask",
+         pub_diagnostics=True, alpha_solver=True),
     _row("method", "clippy-adam", f"{_PUB}:ClippyAdamMethod",
          "ClippyAdam on the sum of losses: per-tensor update bound lambda_rel|w| + lambda_abs.",
          "Tang et al., KDD 2023", "ClippyAdam"),
@@ -179,3 +189,18 @@ ROWS: tuple[Row, ...] = (
 def rows(kind: str) -> tuple[Row, ...]:
     """The built-in rows of ``kind``, in catalog order."""
     return tuple(r for r in ROWS if r.kind == kind)
+
+
+def builtin(kind: str, name: str) -> Row | None:
+    """The built-in row of ``kind`` named ``name`` (matched like every registered name)."""
+    key = normalize(name)
+    return next((r for r in ROWS if r.kind == kind and normalize(r.name) == key), None)
+
+
+def load(target: str) -> Any:
+    """Import a ``"module:attr"`` target (``attr`` may be dotted) and return the object."""
+    module_name, _, attr = target.partition(":")
+    obj: Any = importlib.import_module(module_name)
+    for part in attr.split(".") if attr else []:
+        obj = getattr(obj, part)
+    return obj

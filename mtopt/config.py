@@ -16,9 +16,12 @@ learning rate 1e-3, weight decay 1e-6, batch size 4096).
 
 Every error is an :class:`mtopt.errors.InputError` whose one-line message names the file and the
 field, e.g. ``recipe.yaml: method.solver: unknown solver 'newtn' (known: ccp, newton)``.
-Component names (dataset, backbone, method, solver, UMM) are checked against the registry, and
-the free keyword arguments of ``data``, ``model`` and ``method`` against the signature of the
-registered component (:func:`check_components`).
+This module is the schema only: it knows no component. Component names (dataset, backbone,
+method, solver, UMM) and the free keyword arguments of ``data``, ``model`` and ``method`` are
+checked against the registered components by the composition root
+(:func:`mtopt.train.components.load_recipe` / :func:`~mtopt.train.components.check_components`,
+which ``mtopt train`` and ``mtopt sweep`` call before anything is written, and
+:func:`mtopt.train.build.build_components` before anything is built).
 
 ``--set a.b=value`` overrides (:func:`apply_overrides`) are applied to the parsed YAML before
 validation; the value is parsed as YAML (``--set train.steps=20``, ``--set method.umm=null``,
@@ -28,15 +31,15 @@ the other one of the recipe.
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from mtopt.errors import InputError, UnknownNameError
+from mtopt.errors import InputError
 
 OPTIMIZERS = ("adam", "adagrad", "rmsprop", "sgd")
 ALPHA_SCALES = ("exact", "frobenius")
@@ -302,13 +305,14 @@ def recipe_from_dict(
     source: str = "recipe",
     *,
     touched: set[str] | frozenset[str] = frozenset(),
-    check: bool = True,
+    check: bool | None = None,
 ) -> Recipe:
     """Validate a raw dict into a :class:`Recipe`; errors are prefixed with ``source``.
 
-    With ``check`` (default) component names and keyword arguments are checked against the
-    registry (:func:`check_components`).
+    The schema only; ``check`` is deprecated and ignored (components are checked by
+    :func:`mtopt.train.components.check_components`).
     """
+    _deprecated_check(check)
     try:
         recipe = Recipe.model_validate(raw)
     except ValidationError as exc:
@@ -316,79 +320,42 @@ def recipe_from_dict(
         if touched:
             msg += f" (overrides applied: {', '.join(sorted(touched))})"
         raise InputError(f"{source}: {msg}") from None
-    if check:
-        check_components(recipe, source)
     return recipe
 
 
-def load_recipe(path: str | Path, overrides: Sequence[str] = (), *, check: bool = True) -> Recipe:
-    """Read, override (``--set``), validate and check a recipe file."""
+def load_recipe(
+    path: str | Path, overrides: Sequence[str] = (), *, check: bool | None = None
+) -> Recipe:
+    """Read, override (``--set``) and validate a recipe file against the schema.
+
+    ``check`` is deprecated and ignored: :func:`mtopt.train.components.load_recipe` also checks
+    the components.
+    """
+    _deprecated_check(check)
     raw = read_recipe_file(path)
     touched = apply_overrides(raw, overrides)
-    return recipe_from_dict(raw, str(path), touched=touched, check=check)
+    return recipe_from_dict(raw, str(path), touched=touched)
 
 
-# --------------------------------------------------------------------------------------------
-# registry checks
+def _deprecated_check(check: bool | None) -> None:
+    if check is not None:
+        warnings.warn(
+            "check= of mtopt.config is deprecated (kept for one release) and ignored: the schema "
+            "knows no component; use mtopt.train.components.load_recipe / check_components",
+            DeprecationWarning,
+            stacklevel=3,
+        )
 
 
-def _lookup(kind: str, name: str, source: str, field: str) -> Any:
-    from mtopt.registry import registry
+def __getattr__(name: str) -> Any:
+    if name == "check_components":  # moved to the composition root; kept for one release
+        warnings.warn(
+            "mtopt.config.check_components is deprecated (kept for one release); use "
+            "mtopt.train.components.check_components",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        from mtopt.train.components import check_components
 
-    try:
-        return registry.entry(kind, name)
-    except UnknownNameError as exc:
-        raise InputError(f"{source}: {field}: {exc}") from None
-
-
-def _check_kwargs(
-    factory: Callable[..., Any],
-    kwargs: dict[str, Any],
-    n_positional: int,
-    source: str,
-    section: str,
-    label: str,
-) -> None:
-    """Check ``kwargs`` against the factory's signature (skipping ``n_positional`` leading
-    parameters). A factory taking ``**kwargs`` accepts anything."""
-    try:
-        sig = inspect.signature(factory)
-    except (TypeError, ValueError):
-        return
-    params = list(sig.parameters.values())[n_positional:]
-    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-        named = {
-            p.name
-            for p in params
-            if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-        }
-        unknown = sorted(set(kwargs) - named)
-        if unknown:
-            raise InputError(
-                f"{source}: {section}.{unknown[0]}: {label} does not take {unknown[0]!r} "
-                f"(known: {', '.join(sorted(named)) or 'none'})"
-            )
-    for p in params:
-        if (
-            p.default is inspect.Parameter.empty
-            and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-            and p.name not in kwargs
-        ):
-            raise InputError(f"{source}: {section}.{p.name}: required by {label}; add it")
-
-
-def check_components(recipe: Recipe, source: str = "recipe") -> None:
-    """Check every registered name of ``recipe`` and the free keyword arguments of ``data``,
-    ``model`` and ``method`` against the registered components' signatures (this imports the
-    components)."""
-    ds = _lookup("dataset", recipe.data.name, source, "data.name")
-    bb = _lookup("backbone", recipe.model.name, source, "model.name")
-    me = _lookup("method", recipe.method.name, source, "method.name")
-    if recipe.method.solver is not None:
-        _lookup("solver", recipe.method.solver, source, "method.solver")
-    umms = recipe.method.umm
-    for umm in [umms] if isinstance(umms, str) else umms or []:
-        _lookup("umm", umm, source, "method.umm")
-    _check_kwargs(ds.load(), recipe.data.kwargs(), 0, source, "data", f"dataset {ds.name!r}")
-    _check_kwargs(bb.load(), recipe.model.kwargs(), 1, source, "model", f"backbone {bb.name!r}")
-    _check_kwargs(me.load(), recipe.method.kwargs(), 2, source, "method", f"method {me.name!r}")
+        return check_components
+    raise AttributeError(f"module 'mtopt.config' has no attribute {name!r}")

@@ -21,7 +21,6 @@ and ``register`` calls ``registry.register("solver", "my-solver", "my_package.so
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -57,11 +56,7 @@ class Entry:
     def load(self) -> Any:
         """Import (once) and return the registered object."""
         if isinstance(self.target, str):
-            module_name, _, attr = self.target.partition(":")
-            obj: Any = importlib.import_module(module_name)
-            for part in attr.split(".") if attr else []:
-                obj = getattr(obj, part)
-            self.target = obj
+            self.target = catalog.load(self.target)
         return self.target
 
 

@@ -142,7 +142,7 @@ def solve_cmd(
     G, source = gram_from_inputs(gram, updates)
     validate_gram(G, name=source)  # InvalidGramError names the file
     try:
-        result = solve(G, Backend(entry.name, entry.load(), entry.meta), tol=tol_value)
+        result = solve(G, Backend.from_entry(entry), tol=tol_value)
     except SolverUnavailableError as exc:
         msg = _cli_message(exc, solver_flag=f"--solver {solver}")
         typer.echo(f"mtopt: error: {msg}", err=True)

@@ -48,8 +48,8 @@ def train_cmd(
     """Train a multi-task model from a recipe; write metrics, summary.json, checkpoints, plots."""
     import warnings
 
-    from mtopt.config import load_recipe
     from mtopt.errors import InputError
+    from mtopt.train.components import load_recipe
 
     if resume and overwrite:
         raise InputError("--resume and --overwrite exclude each other; choose one")

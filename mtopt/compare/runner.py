@@ -126,8 +126,7 @@ def run(
 
     def backend(name: str) -> SolverBackend:
         if name not in resolved:
-            e = registry.entry("solver", name)
-            resolved[name] = SolverBackend(e.name, e.load(), dict(e.meta))
+            resolved[name] = SolverBackend.from_entry(registry.entry("solver", name))
         return resolved[name]
 
     config.check()

@@ -136,7 +136,8 @@ class Balance:
 
     Args:
         policy: :class:`BalancePolicy` (``solve_every``, ``alpha_scale``, ``fallback``, ``tol``).
-        solver: name of a registered solver backend (resolved by the caller).
+        solver: a built-in solver name, a :class:`mtopt.solvers.Backend` or a backend
+            callable (resolved here, once).
         warm_start: pass the previous α as ``alpha0`` (only if the backend accepts it).
         solver_options: extra keyword arguments for the backend.
         fixed_alpha: an ablation: this α (already parsed, :func:`parse_fixed_alpha`) every step.
@@ -146,13 +147,17 @@ class Balance:
         self,
         policy: BalancePolicy | None = None,
         *,
-        solver: str = "newton",
+        solver: Any = "newton",
         warm_start: bool = True,
         solver_options: dict[str, Any] | None = None,
         fixed_alpha: np.ndarray | None = None,
     ) -> None:
         self.policy = BalancePolicy() if policy is None else policy
-        self.solver = solver
+        from mtopt.solvers.backends import as_backend
+
+        #: the backend, resolved once (a name is a built-in; a Backend or callable as given)
+        self.backend = as_backend(solver)
+        self.solver = self.backend.name
         self.warm_start = bool(warm_start)
         self.solver_options = dict(solver_options or {})
         self.fixed = fixed_alpha
@@ -197,7 +202,7 @@ class Balance:
         if self.warm_start and self.alpha is not None:
             opts["alpha0"] = self.alpha.copy()
         assert pol.tol is not None
-        res = solve(G, solver=self.solver, tol=pol.tol, validate="light", **opts)
+        res = solve(G, solver=self.backend, tol=pol.tol, validate="light", **opts)
         self.counts["solves"] += 1
         rec.status = res.status
         rec.residual = res.residual

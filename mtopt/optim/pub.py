@@ -49,7 +49,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from mtopt.errors import InputError
+from mtopt import catalog
+from mtopt.errors import InputError, UnknownNameError
 from mtopt.optim.balance import (
     ALPHA_SCALES,
     DEFAULT_ALPHA_SCALE,
@@ -66,6 +67,7 @@ from mtopt.optim.grads import BACKWARDS
 from mtopt.optim.multitask import MultiTaskUpdate
 from mtopt.optim.rows import ROW_CHUNK
 from mtopt.optim.umm import UMM, AdaTaskUMM, make_umms
+from mtopt.solvers.backends import Backend, as_backend
 
 #: the historical private name (``from mtopt.optim.pub import _MultiTaskUpdate``)
 _MultiTaskUpdate = MultiTaskUpdate
@@ -98,23 +100,32 @@ def _accepts(fn: Any, name: str) -> bool:
     return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
-def resolve(
-    solver: str | None, umm: Any, umm_options: dict[str, Any] | None = None
-) -> tuple[str | None, bool, list[UMM]]:
-    """Every registry lookup of :mod:`mtopt.optim`, at construction, in one place.
+def _builtin_umm(name: str) -> Any:
+    """The factory of the built-in UMM ``name`` (:mod:`mtopt.catalog`, no registry)."""
+    row = catalog.builtin("umm", name)
+    if row is None:
+        known = ", ".join(sorted(r.name for r in catalog.rows("umm")))
+        raise UnknownNameError(
+            f"unknown umm {name!r} (known: {known}); a plugin UMM is passed as an instance "
+            "or factory, e.g. mtopt.registry.registry.get('umm', name)"
+        )
+    return catalog.load(row.target)
 
-    Returns the solver backend's registered name (None for ``solver=None``), whether it takes
-    a warm start ``alpha0``, and the UMMs for ``umm`` / ``umm_options``
+
+def resolve(
+    solver: Any, umm: Any, umm_options: dict[str, Any] | None = None
+) -> tuple[Backend | None, bool, list[UMM]]:
+    """Every name given to :mod:`mtopt.optim` as a string, resolved once, at construction.
+
+    ``solver`` is a built-in solver name, a :class:`mtopt.solvers.Backend` (how the composition
+    root passes a recipe's solver, plugins included) or a backend callable; ``umm`` a built-in
+    UMM name, a :class:`~mtopt.optim.umm.UMM`, a UMM factory, or a list of those. Returns the
+    backend (None for ``solver=None``), whether it takes a warm start ``alpha0``, and the UMMs
     (:func:`mtopt.optim.umm.make_umms`). Unknown names raise here, listing the known ones.
     """
-    from mtopt.registry import registry
-
-    name, warm = None, False
-    if solver is not None:
-        entry = registry.entry("solver", solver)
-        name, warm = entry.name, _accepts(entry.load(), "alpha0")
-    umms = make_umms(umm, umm_options, lookup=lambda key: registry.get("umm", key))
-    return name, warm, umms
+    backend = None if solver is None else as_backend(solver)
+    warm = backend is not None and _accepts(backend.fn, "alpha0")
+    return backend, warm, make_umms(umm, umm_options, lookup=_builtin_umm)
 
 
 class PUB(MultiTaskUpdate):
@@ -194,14 +205,14 @@ class PUB(MultiTaskUpdate):
         policy = BalancePolicy(
             solve_every=solve_every, alpha_scale=alpha_scale, fallback=fallback, tol=tol
         )
-        solver_name, warm, umms = resolve(solver, umm, umm_options)
-        assert solver_name is not None
+        backend, warm, umms = resolve(solver, umm, umm_options)
+        assert backend is not None
 
         def balance(n: int) -> Balance:
             fixed = None if fixed_alpha is None else parse_fixed_alpha(fixed_alpha, n)
             return Balance(
                 policy,
-                solver=solver_name,
+                solver=backend,
                 warm_start=warm,
                 solver_options=solver_options,
                 fixed_alpha=fixed,

@@ -17,7 +17,7 @@ decision, stated in each class's docstring and in docs/pub.md.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -173,25 +173,33 @@ def make_umms(
     *,
     lookup: Callable[[str], Callable[..., Any]],
 ) -> list[UMM]:
-    """Resolve ``umm`` (None, a registered name, a :class:`UMM`, or a sequence of those).
+    """Resolve ``umm``: None, a name, a :class:`UMM`, a UMM factory (a callable such as a UMM
+    class, how the composition root passes a recipe's UMM), or a sequence of those.
 
-    ``options`` are keyword arguments for the factory when ``umm`` is a single name;
-    ``lookup(name)`` returns the registered factory (the caller owns the registry lookup:
+    ``options`` are keyword arguments for the factory when ``umm`` is a single name or
+    factory; ``lookup(name)`` returns the factory of a name (the caller owns name resolution:
     :func:`mtopt.optim.pub.resolve`). At most one UMM may set ``per_task_moments``.
     """
     if umm is None:
         return []
-    items = [umm] if isinstance(umm, (str, UMM)) else list(umm)
-    if options and not (len(items) == 1 and isinstance(items[0], str)):
-        raise InputError("umm_options: only valid with a single UMM given by name")
+    single = isinstance(umm, (str, UMM)) or (callable(umm) and not isinstance(umm, Sequence))
+    items = [umm] if single else list(umm)
+    by_factory = len(items) == 1 and not isinstance(items[0], UMM)
+    if options and not by_factory:
+        raise InputError("umm_options: only valid with a single UMM given by name or factory")
     out: list[UMM] = []
     for item in items:
         if isinstance(item, UMM):
             out.append(item)
             continue
-        if not isinstance(item, str):
-            raise InputError(f"umm: expected a name or a UMM instance, got {type(item).__name__}")
-        factory = lookup(item)
+        if isinstance(item, str):
+            factory = lookup(item)
+        elif callable(item):
+            factory, item = item, getattr(item, "__name__", type(item).__name__)
+        else:
+            raise InputError(
+                f"umm: expected a name, a UMM instance or a factory, got {type(item).__name__}"
+            )
         try:
             obj = factory(**(options or {}))
         except TypeError as exc:

@@ -1,21 +1,20 @@
-"""Solver names -> backend callables, without the registry on the common path.
+"""Solver names -> backend callables, resolved once, without the registry.
 
-:func:`get_solver` resolves a name once, so a caller (an optimizer at construction, a benchmark
-before its loop) can pass the returned :class:`Backend` to :func:`mtopt.solvers.solve` on every
-step without any name lookup. Built-in names are resolved from :mod:`mtopt.catalog`'s solver
-rows, which imports only the backend module itself (numpy; CVXPY for ``ccp``): no torch and no
-mtopt.optim / methods / models / data module.
+:func:`get_solver` resolves a *built-in* name once, so a caller (an optimizer at construction, a
+benchmark before its loop) can pass the returned :class:`Backend` to
+:func:`mtopt.solvers.solve` on every step without any name lookup. Built-in names are resolved
+from :mod:`mtopt.catalog`'s solver rows, which imports only the backend module itself (numpy;
+CVXPY for ``ccp``): no torch and no mtopt.optim / methods / models / data module.
 
-Names that are not in the catalog (``mtopt.plugins`` entry points, or solvers registered at run
-time with ``registry.register("solver", ...)``) are looked up in :mod:`mtopt.registry`, which is
-imported only then (it imports no component module either). Once the registry is loaded it is
-asked first, so a plugin that overrides a built-in name is honoured as ``mtopt list`` shows it.
+Plugin solvers (``mtopt.plugins`` entry points, or ``registry.register("solver", ...)`` at run
+time) are resolved by the composition roots that own names — ``mtopt train`` / ``sweep`` /
+``solve`` / ``compare-solvers`` through :mod:`mtopt.registry` — and handed down as a
+:class:`Backend`. In your own code pass the callable (or ``registry.get("solver", name)``) where
+a solver is expected: every consumer accepts a name, a :class:`Backend` or a callable.
 """
 
 from __future__ import annotations
 
-import importlib
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +43,12 @@ class Backend:
     def __call__(self, G: Any, **kwargs: Any) -> Any:
         return self.fn(G, **kwargs)
 
+    @classmethod
+    def from_entry(cls, entry: Any) -> Backend:
+        """The backend of a registry entry (``name``, ``load()``, ``meta``): how the composition
+        roots hand a plugin solver down."""
+        return cls(entry.name, entry.load(), dict(entry.meta))
+
 
 _ROWS: dict[str, catalog.Row] | None = None
 
@@ -55,35 +60,22 @@ def _rows() -> dict[str, catalog.Row]:
     return _ROWS
 
 
-def _load(target: str) -> Callable[..., Any]:
-    """Import ``"module:attr"`` (attribute read at every call, so a patched module is seen)."""
-    module_name, _, attr = target.partition(":")
-    obj: Any = importlib.import_module(module_name)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
-def _from_registry(name: str) -> Backend:
-    from mtopt.registry import registry  # only for names the catalog does not know
-
-    entry = registry.entry("solver", name)  # UnknownNameError lists every known name
-    return Backend(entry.name, entry.load(), dict(entry.meta))
-
-
 def get_solver(name: str) -> Backend:
-    """The backend registered as ``name`` (matched like every registered name).
+    """The built-in backend named ``name`` (matched like every registered name).
 
-    Raises :class:`~mtopt.errors.UnknownNameError` listing the known names.
+    Raises :class:`~mtopt.errors.UnknownNameError` listing the built-in names; a plugin solver
+    is not resolved here (see the module docstring).
     """
     if not isinstance(name, str):
         raise UnknownNameError(f"solver: expected a solver name, got {type(name).__name__}")
-    if "mtopt.registry" in sys.modules:  # already loaded by someone: it is the whole truth
-        return _from_registry(name)
     row = _rows().get(normalize(name))
     if row is None:
-        return _from_registry(name)
-    return Backend(row.name, _load(row.target), dict(row.capabilities))
+        raise UnknownNameError(
+            f"solver: {name!r} is not a built-in solver (built-in: {', '.join(solver_names())}); "
+            "for a plugin solver pass the function itself, e.g. "
+            f"mtopt.registry.registry.get('solver', {name!r})"
+        )
+    return Backend(row.name, catalog.load(row.target), dict(row.capabilities))
 
 
 def solver_names() -> list[str]:

@@ -31,8 +31,8 @@ class ObservedMethod:
         self.inner = inner
         self.model = model
         self.n_tasks = inner.n_tasks
-        self.has_weights = getattr(inner, "has_weights", False)
-        self.needs_closure = bool(getattr(inner, "needs_closure", False))
+        self.has_weights = inner.has_weights
+        self.needs_closure = inner.needs_closure
         self.diagnostics = diagnostics
         self.native = "cos_shared" in _pub_diag_keys(inner)
         seen: set[int] = set()
@@ -109,6 +109,10 @@ class ObservedMethod:
             nb += float((b64 * b64).sum())
         return _cos(dot, na, nb)
 
+    def end_epoch(self) -> None:
+        """Forward the end of an epoch to the wrapped method."""
+        self.inner.end_epoch()
+
     def state_dict(self) -> dict[str, Any]:
         """The wrapped method's state."""
         return self.inner.state_dict()
@@ -149,7 +153,7 @@ class ObservedMethod:
 
 
 def _pub_diag_keys(method: Any) -> set[str]:
-    opt = getattr(method, "opt", None)
+    opt = method.opt
     if opt is not None and getattr(opt, "diagnostics", False):
         return {"cos_shared", "cos_task"}
     return set()
@@ -201,7 +205,7 @@ def train_observed(
     from mtopt.config import recipe_from_dict
     from mtopt.train.trainer import Trainer, build_components
 
-    rec = recipe_from_dict(recipe, source, check=False)
+    rec = recipe_from_dict(recipe, source)
     import torch
 
     threads = torch.get_num_threads()

@@ -130,17 +130,11 @@ def resolve_recipe(path: str | Path, recipes_dir: Path | None = None) -> Path:
 
 
 def _is_pub(method_name: str) -> bool:
-    """Whether a registered method is PUB (or a PUB variant): its own ``diagnostics=True``
-    gives the gradient/update cosines, so a ``diagnostics`` sweep switches it on.
-
-    The only place in :mod:`mtopt.sweep` that looks into a method's implementation.
-    """
-    # TODO(registry capability): ask the catalog for the method's capability flag instead of
-    # importing PUB's class (experiment tooling should not depend on a method's internals).
-    from mtopt.methods.pub import PUBMethod
-
-    cls = registry.get("method", method_name)
-    return isinstance(cls, type) and issubclass(cls, PUBMethod)
+    """Whether a registered method records PUB's own diagnostics: the catalog capability
+    ``pub_diagnostics`` (a plugin declares it: ``registry.register(..., pub_diagnostics=True)``).
+    Its ``diagnostics=True`` gives the gradient/update cosines, so a ``diagnostics`` sweep
+    switches it on."""
+    return bool(registry.entry("method", method_name).meta.get("pub_diagnostics", False))
 
 
 def build_recipe(
@@ -162,6 +156,7 @@ def build_recipe(
     the output (no plots, no progress bars).
     """
     from mtopt.config import apply_overrides, read_recipe_file, recipe_from_dict
+    from mtopt.train.components import check_components
 
     raw = read_recipe_file(path)
     touched = apply_overrides(raw, list(overrides))
@@ -200,6 +195,7 @@ def build_recipe(
         "progress": False,
     }
     rec = recipe_from_dict(raw, str(path), touched=touched)
+    check_components(rec, str(path))
     return rec.to_dict(), dropped
 
 

@@ -1,5 +1,9 @@
 """The composition root of a run: recipe -> dataset, model (on its device) and method.
 
+Names are resolved once, by :func:`mtopt.train.components.resolve_components`; the components
+are then built from the resolved objects (and an α solver or UMM named in the recipe reaches the
+method as an object, not a name).
+
 :func:`build_components` is what ``mtopt train`` (through :class:`~mtopt.train.trainer.Trainer`),
 ``mtopt sweep`` and the bench scripts call to turn a validated recipe into the three components;
 :func:`embedding_kwargs` adds the method options of ``method.embeddings``.
@@ -15,6 +19,7 @@ import torch
 from mtopt.config import Recipe
 from mtopt.errors import InputError, RunError
 from mtopt.train.checkpoint import seed_everything
+from mtopt.train.components import resolve_components
 
 _SECTIONS = ("data.", "model.", "method.", "optimizer.", "train.", "output.")
 
@@ -28,14 +33,14 @@ def build_components(
     prefixed with ``source`` so that the message names the file too.
     """
     from mtopt.models.base import check_split
-    from mtopt.registry import registry
 
+    found = resolve_components(recipe, source)  # every name, once
     seed = recipe.train.seed
     try:
         seed_everything(seed)
-        dataset = registry.get("dataset", recipe.data.name)(**recipe.data.kwargs())
+        dataset = found.dataset.load()(**recipe.data.kwargs())
         seed_everything(seed)  # model init independent of how much RNG the dataset used
-        model = registry.get("backbone", recipe.model.name)(dataset.schema, **recipe.model.kwargs())
+        model = found.backbone.load()(dataset.schema, **recipe.model.kwargs())
         model.to(device)
         try:
             check_split(model)
@@ -43,10 +48,10 @@ def build_components(
             raise RunError(
                 f"backbone {recipe.model.name!r}: bad shared/task split: {exc}"
             ) from None
-        method = registry.get("method", recipe.method.name)(
+        method = found.method.load()(
             model,
             recipe.optimizer.to_optimizer_config(),
-            **recipe.method.kwargs(),
+            **found.method_kwargs(recipe),
             **embedding_kwargs(recipe, model, source),
         )
     except InputError as exc:

@@ -10,7 +10,6 @@ from typing import Any
 import torch
 
 from mtopt.errors import InputError
-from mtopt.train.hooks import supports_rank_shard
 
 
 class RankSharding:
@@ -30,7 +29,7 @@ class RankSharding:
         r, dist = self.recipe, self.dist
         if r.data.shard != "rank" or not dist.enabled:
             return False  # one process: the global stream is the process's stream
-        if not supports_rank_shard(self.dataset):
+        if not self.dataset.supports_rank_shard:
             self._note(
                 f"data.shard: rank: dataset {r.data.name!r} has no per-process reader; every "
                 "process reads the global batches and keeps its slice (as with shard: global)"

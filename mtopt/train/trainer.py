@@ -53,7 +53,6 @@ from mtopt.train import rundir
 from mtopt.train.build import build_components, embedding_kwargs
 from mtopt.train.checkpoint import load_checkpoint
 from mtopt.train.evaluation import Evaluation
-from mtopt.train.hooks import needs_closure
 from mtopt.train.metrics import Accumulator, RunningStats, to_device
 from mtopt.train.rundir import RESUMABLE_CHANGES, RUN_DIRS, RUN_FILES
 from mtopt.train.sharding import RankSharding
@@ -245,7 +244,7 @@ class Trainer(CheckpointState, Evaluation, RankSharding, StepLogging):
         per_epoch = math.ceil(rows / bs) if rows else None
         if tr.max_batches_per_epoch is not None:
             per_epoch = min(per_epoch or tr.max_batches_per_epoch, tr.max_batches_per_epoch)
-        closure_needed = needs_closure(self.method)
+        closure_needed = self.method.needs_closure
 
         def done() -> bool:
             if tr.steps is not None:

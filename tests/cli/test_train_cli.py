@@ -41,7 +41,7 @@ def test_unknown_solver_exit_2_one_line(tmp_path: Path) -> None:
     raw = {
         "data": {"name": "synthetic-ranking"},
         "model": {"name": "mmoe"},
-        "method": {"name": "ls", "solver": "newtn"},
+        "method": {"name": "pub", "solver": "newtn"},
     }
     recipe.write_text(yaml.safe_dump(raw))
     res = mtopt("train", str(recipe), "--out", str(tmp_path / "o"))

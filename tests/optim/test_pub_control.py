@@ -1,4 +1,4 @@
-"""PUB's control flow: solve schedule, solver registry, fallbacks, non-finite steps, resume."""
+"""PUB's control flow: solve schedule, solver backends, fallbacks, non-finite steps, resume."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import torch
 from mtopt.errors import InputError
 from mtopt.optim import PUB
 from mtopt.registry import registry
-from mtopt.solvers import SolveResult
+from mtopt.solvers import Backend, SolveResult
 from mtopt.solvers import solve as solve_registered
 
 CALLS: list[dict] = []
@@ -39,11 +39,6 @@ def _fails_second(G, *, tol):
     return solve_registered(G, solver="newton", tol=tol)
 
 
-registry.register("solver", "test-counting", _counting, "test: counts calls")
-registry.register("solver", "test-no-warm", _no_warm, "test: no alpha0 parameter")
-registry.register("solver", "test-fails-second", _fails_second, "test: fails on call 2")
-
-
 def _run(tools, opt, m, steps, start=0, n=2):
     for t in range(start, start + steps):
         opt.zero_grad()
@@ -53,7 +48,7 @@ def _run(tools, opt, m, steps, start=0, n=2):
 def test_solve_every_10_solves_ceil_steps_over_10(tools):
     CALLS.clear()
     m = tools.Tiny(n=2, seed=1)
-    opt = PUB(m.shared(), m.tasks(), lr=0.01, solver="test-counting", solve_every=10)
+    opt = PUB(m.shared(), m.tasks(), lr=0.01, solver=_counting, solve_every=10)
     alphas = []
     for t in range(25):
         opt.step(m.losses(tools.make_batch(t)))
@@ -70,7 +65,7 @@ def test_solve_every_10_solves_ceil_steps_over_10(tools):
 def test_solve_every_1_solves_every_step_and_no_warm_start_for_other_backends(tools):
     CALLS.clear()
     m = tools.Tiny(n=2, seed=1)
-    opt = PUB(m.shared(), m.tasks(), lr=0.01, solver="test-no-warm")
+    opt = PUB(m.shared(), m.tasks(), lr=0.01, solver=_no_warm)
     _run(tools, opt, m, 4)
     assert len(CALLS) == 4 and all(c["alpha0"] == "absent" for c in CALLS)
 
@@ -84,9 +79,12 @@ SOLVERS = [
 
 @pytest.mark.parametrize("name", SOLVERS)
 def test_every_registered_backend_drives_pub(tools, name):
-    """Solver names resolve through the registry; each backend's α is certified (or counted)."""
+    """Every registered backend, handed down as the composition root does, drives PUB; each
+    backend's α is certified (or counted)."""
     m = tools.Tiny(n=2, seed=2)
-    opt = PUB(m.shared(), m.tasks(), lr=0.01, solver=name, alpha_scale="exact")
+    backend = Backend.from_entry(registry.entry("solver", name))
+    opt = PUB(m.shared(), m.tasks(), lr=0.01, solver=backend, alpha_scale="exact")
+    assert opt.solver == backend.name
     _run(tools, opt, m, 3)
     assert opt.stats["solves"] + opt.stats["fallbacks"] >= 3
     if opt.last.status == "ok":
@@ -123,7 +121,7 @@ def test_exactly_opposite_gradients_fall_back_and_stay_finite(tools, fallback):
 def test_fallback_after_a_good_solve(tools, fallback):
     CALLS.clear()
     m = tools.Tiny(n=2, seed=3)
-    opt = PUB(m.shared(), m.tasks(), lr=0.01, solver="test-fails-second", fallback=fallback)
+    opt = PUB(m.shared(), m.tasks(), lr=0.01, solver=_fails_second, fallback=fallback)
     opt.step(m.losses(tools.make_batch(0)))
     a1 = opt.last.alpha
     shared0 = tools.flat(m.shared())

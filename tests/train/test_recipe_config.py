@@ -15,12 +15,12 @@ import mtopt_train_fakes as fakes  # noqa: E402
 
 from mtopt.config import (  # noqa: E402
     apply_overrides,
-    load_recipe,
     parse_override,
     recipe_from_dict,
 )
 from mtopt.errors import InputError  # noqa: E402
 from mtopt.registry import registry  # noqa: E402
+from mtopt.train.components import load_recipe  # noqa: E402
 
 
 def write(tmp_path: Path, raw: dict, name: str = "recipe.yaml") -> Path:
@@ -41,11 +41,21 @@ def test_defaults_are_the_papers() -> None:
 
 
 def test_unknown_solver_names_file_field_and_known(tmp_path: Path) -> None:
-    p = write(tmp_path, fakes.fake_recipe(method={"name": "ls", "solver": "newtn"}))
+    p = write(tmp_path, fakes.fake_recipe(method={"name": "pub", "solver": "newtn"}))
     with pytest.raises(InputError) as e:
         load_recipe(p)
     known = ", ".join(registry.names("solver"))
     assert str(e.value) == f"{p}: method.solver: unknown solver 'newtn' (known: {known})"
+
+
+def test_solver_of_a_method_without_alpha_solver_is_its_own_option(tmp_path: Path) -> None:
+    """``method.solver`` names an α backend only for methods with the ``alpha_solver``
+    capability; MGDA's own ``solver`` option (``frank_wolfe``) reaches MGDA unresolved."""
+    p = write(tmp_path, fakes.fake_recipe(method={"name": "mgda", "solver": "frank_wolfe"}))
+    assert load_recipe(p).method.solver == "frank_wolfe"
+    p = write(tmp_path, fakes.fake_recipe(method={"name": "ls", "solver": "newton"}))
+    with pytest.raises(InputError, match=r"method\.solver: method 'ls' does not take 'solver'"):
+        load_recipe(p)
 
 
 @pytest.mark.parametrize(
