@@ -4,12 +4,15 @@ optimisers; see :mod:`mtopt.distributed`)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from mtopt.distributed.context import DistContext
 from mtopt.errors import RunError
+
+if TYPE_CHECKING:  # the methods layer sits above this one: annotation only
+    from mtopt.methods.base import Method
 
 
 def _torch_optimizers(method: Any) -> list[torch.optim.Optimizer]:
@@ -20,33 +23,29 @@ def _torch_optimizers(method: Any) -> list[torch.optim.Optimizer]:
     return out
 
 
-def attach(method: Any, ctx: DistContext) -> str:
-    """Make ``method`` average its gradients over ranks (see the module docstring).
+def attach(method: Method, ctx: DistContext) -> str:
+    """Make ``method`` average its gradients over ranks (see :mod:`mtopt.distributed`).
 
-    Returns how: ``"update-level"``, ``"gradient-level"`` or ``"loss-level"``.
+    Reads the hooks :class:`~mtopt.methods.base.Method` declares (``single_process_only``,
+    ``opt``, ``reduces_task_gradients``, ``grad_reducer``). Returns how: ``"update-level"``,
+    ``"gradient-level"`` or ``"loss-level"`` (``"single"`` with one process: nothing done).
     """
     if not ctx.enabled:
         return "single"
-    if getattr(method, "router", None):
+    if method.single_process_only:  # DRGrad's router
         raise RunError(
-            f"method {type(method).__name__}: its gradient router reads each process's own "
-            "gradients before they are averaged; it cannot be trained with several processes"
+            f"method {type(method).__name__}: it reads each process's own gradients before they "
+            "are averaged (DRGrad's gradient router); it cannot be trained with several processes"
         )
-    opt = getattr(method, "opt", None)
-    if opt is not None and hasattr(opt, "grad_reducer"):  # PUB / AdaTask
-        opt.grad_reducer = ctx.grad_reducer
-        if hasattr(opt, "row_reducer"):  # row-wise embedding tables: all-gather touched rows
-            opt.row_reducer = ctx.reduce_rows
-        return "update-level"
     from mtopt.optim.multitask import MultiTaskUpdate
 
-    if isinstance(opt, MultiTaskUpdate):  # an mtopt.optim without the hook
-        raise RunError(
-            f"method {type(method).__name__}: this version of mtopt.optim.PUB has no "
-            "grad_reducer hook; it cannot be trained with several processes"
-        )
+    opt = method.opt
+    if isinstance(opt, MultiTaskUpdate):  # PUB / AdaTask: the optimiser's own hooks
+        opt.grad_reducer = ctx.grad_reducer
+        opt.row_reducer = ctx.reduce_rows  # row-wise embedding tables: all-gather touched rows
+        return "update-level"
     kind = "loss-level"
-    if hasattr(method, "grad_reducer"):  # GradientMethod
+    if method.reduces_task_gradients:  # GradientMethod: averages J and T itself
         method.grad_reducer = ctx.grad_reducer
         kind = "gradient-level"
     opts = _torch_optimizers(method)
