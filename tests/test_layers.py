@@ -75,8 +75,6 @@ ALLOWED: dict[str, set[str]] = {
 KNOWN_VIOLATIONS: set[tuple[str, str]] = {
     # config checks method options against the Method base class (being moved out of config)
     ("mtopt.config", "mtopt.methods.base"),
-    # distributed reaches into PUB's private update type
-    ("mtopt.distributed", "mtopt.optim.pub:_MultiTaskUpdate"),
     # sweep asks "is this a PUB-family method?" by class; the catalog's pub_diagnostics
     # capability answers it by name
     ("mtopt.sweep", "mtopt.methods.pub"),
