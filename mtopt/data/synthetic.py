@@ -32,6 +32,9 @@ training. ``schema.extra`` reports the nominal and realised rates and the entrop
 Splits ``train`` / ``val`` / ``test`` are drawn from independent streams of ``seed`` (changing
 ``n_train`` does not change the validation or test rows). All splits are materialised in memory
 (100k rows × 8 fields take a few tens of milliseconds to generate).
+
+The closed-form helpers (task directions, loss-ratio inversion, intercept calibration) live in
+:mod:`mtopt.data.synthetic_maths`.
 """
 
 from __future__ import annotations
@@ -50,6 +53,12 @@ from mtopt.data._util import (
     epoch_rng,
 )
 from mtopt.data.base import MTDataset, Schema
+from mtopt.data.synthetic_maths import (
+    calibrate_intercept,
+    conversion_rate_for_loss_ratio,
+    correlated_directions,
+    sigmoid,
+)
 from mtopt.errors import InputError
 
 DEFAULT_CARDINALITIES = [1000, 500, 200, 100, 50, 20, 10, 5]
@@ -70,57 +79,6 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 _CALIBRATION_ROWS = 20000
-
-
-def correlated_directions(n: int, k: int, cosine: float, rng: np.random.Generator) -> np.ndarray:
-    """``n`` unit vectors in ``R^k`` with every pairwise cosine equal to ``cosine``.
-
-    Factor the target Gram matrix ``C = (1−ρ)I + ρ11ᵀ`` (PSD iff ``−1/(n−1) ≤ ρ ≤ 1``) as
-    ``LLᵀ`` and rotate the rows of ``L`` into a random orthonormal basis of ``R^k`` — the
-    MMoE paper's construction for two tasks, generalised to n.
-    """
-    if k < n:
-        raise InputError(f"data.latent_dim: must be at least n_tasks={n}, got {k}")
-    gram = (1.0 - cosine) * np.eye(n) + cosine * np.ones((n, n))
-    evals, evecs = np.linalg.eigh(gram)
-    factor = evecs * np.sqrt(np.clip(evals, 0.0, None))  # rows l_i, l_i·l_j = C_ij
-    basis, _ = np.linalg.qr(rng.standard_normal((k, k)))
-    w = factor @ basis[:, :n].T  # [n, k]
-    return w / np.linalg.norm(w, axis=1, keepdims=True)
-
-
-def conversion_rate_for_loss_ratio(click_rate: float, loss_ratio: float) -> float:
-    """``P(conversion | click)`` such that ``H(click_rate) / H(click_rate·r) = loss_ratio``."""
-    if not loss_ratio > 1.0:
-        raise InputError(f"data.loss_ratio: must be > 1 (CTR loss / CTCVR loss), got {loss_ratio}")
-    target = binary_entropy(click_rate) / loss_ratio
-    lo, hi = 0.0, min(click_rate, 0.5)  # H is increasing on (0, 0.5]
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if binary_entropy(mid) < target:
-            lo = mid
-        else:
-            hi = mid
-    return 0.5 * (lo + hi) / click_rate
-
-
-def _calibrate_intercept(logit: np.ndarray, rate: float, weight: np.ndarray | None) -> float:
-    """Intercept ``b`` with ``Σ w σ(logit + b) / Σ w = rate`` (bisection; monotone in b)."""
-    w = np.ones_like(logit) if weight is None else weight
-    wsum = float(w.sum())
-    lo, hi = -60.0, 60.0
-    for _ in range(80):
-        mid = 0.5 * (lo + hi)
-        mean = float((w / (1.0 + np.exp(-(logit + mid)))).sum()) / wsum
-        if mean < rate:
-            lo = mid
-        else:
-            hi = mid
-    return 0.5 * (lo + hi)
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
 
 
 class SyntheticRanking(MTDataset):
@@ -310,8 +268,8 @@ class SyntheticRanking(MTDataset):
             else:  # funnel stage: calibrate the conditional rate among the previous stage
                 target = p["conversion_rate"] if i == 1 else p["extra_task_rate"]
                 wgt = weight
-            self._bias[i] = _calibrate_intercept(logit[:, i], target, wgt)
-            prob = _sigmoid(logit[:, i] + self._bias[i])
+            self._bias[i] = calibrate_intercept(logit[:, i], target, wgt)
+            prob = sigmoid(logit[:, i] + self._bias[i])
             if i == 0:
                 weight = prob
             elif i == 1 or self.extra_tasks == "funnel":
@@ -379,7 +337,7 @@ class SyntheticRanking(MTDataset):
         s = self._scores(self._latent(self._latent_raw(cat, dense, user)))
         noise = rng.standard_normal(s.shape)
         logit = self._logits_unbiased(s, noise, user) + self._bias
-        prob = _sigmoid(logit)
+        prob = sigmoid(logit)
         draws = rng.random(prob.shape) < prob
         labels = np.empty_like(draws)
         labels[:, 0] = draws[:, 0]
@@ -388,7 +346,7 @@ class SyntheticRanking(MTDataset):
                 labels[:, i] = labels[:, i - 1] & draws[:, i]
             else:
                 labels[:, i] = draws[:, i]
-        clean = _sigmoid(self._logits_unbiased(s, np.zeros_like(s), user) + self._bias)
+        clean = sigmoid(self._logits_unbiased(s, np.zeros_like(s), user) + self._bias)
         return {
             "cat": np.ascontiguousarray(cat.T),
             "dense": dense,

@@ -1,41 +1,9 @@
-"""Multi-process data-parallel training on ``torch.distributed`` (see docs/scaling.md).
-
-Launch with ``torchrun --nproc-per-node N -m mtopt train recipe.yaml``: torchrun sets ``RANK``,
-``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``; :func:`setup` reads them and
-initialises a process group (gloo on CPU, nccl on CUDA) with a timeout, so that a crashed rank
-makes the others fail with a clear :class:`~mtopt.errors.RunError` instead of hanging.
-
-Scheme (the same for every method, no ``DistributedDataParallel`` wrapper):
-
-* **data**: every rank iterates the *same* seeded global batches and keeps its contiguous slice
-  of each (:func:`shard_batch`); a final global batch with fewer rows than processes is dropped
-  (on every rank). N processes at ``batch_size: B`` train on exactly the batches one process at
-  ``batch_size: B`` trains on.
-* **losses**: each rank's task losses are rescaled by ``b_r·W/B`` (so that the rank mean is the
-  global-batch mean even for uneven slices) and their *values* replaced by the all-reduced global
-  means (:meth:`DistContext.globalize_losses`, one all-reduce of n numbers), keeping the local
-  graph. Methods whose state depends on loss values (DWA, FAMO, BanditMTL, IMTL-L, GradNorm's
-  loss ratios) therefore see the same numbers on every rank.
-* **gradients**: averaged over ranks before they are used:
-
-  - update-level methods (PUB, AdaTask): the optimizer's ``grad_reducer`` hook averages the
-    stacked per-task gradient buffer ``[n, d]`` (one all-reduce) and the task-parameter gradients
-    before the per-task updates, G and α are formed — α is solved on every rank from the same G;
-  - gradient-level methods: their ``grad_reducer`` hook averages the per-task Jacobian ``J``
-    (and the task-parameter rows ``T``) right after the per-task backward passes, before the
-    aggregator sees them;
-  - everything (loss-level methods, and the steps of gradient-level methods that do not go
-    through ``J``): a step pre-hook on every torch optimizer of the method averages ``.grad``
-    (one flat all-reduce), unless the method's gradients were already reduced this step.
-
-So parameters stay bitwise identical across ranks, and equal (to rounding) to one process trained
-on the same global batches. The initial parameters are broadcast from rank 0.
-"""
+"""The per-process distributed context: rank, world size and the collectives (all-reduce,
+all-gather, broadcast, barrier) the trainer and the methods use, each of which turns a peer's
+failure into a :class:`~mtopt.errors.RunError` (see :mod:`mtopt.distributed`)."""
 
 from __future__ import annotations
 
-import datetime
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,15 +14,6 @@ from mtopt.errors import InputError, RunError
 
 #: default collective timeout (seconds); evaluation runs on rank 0 while the others wait
 DEFAULT_TIMEOUT = 1800.0
-
-
-def env_world_size() -> int:
-    """``WORLD_SIZE`` from the environment (1 when unset)."""
-    raw = os.environ.get("WORLD_SIZE", "1")
-    try:
-        return int(raw)
-    except ValueError:
-        raise InputError(f"WORLD_SIZE={raw!r}: expected an integer (set by torchrun)") from None
 
 
 class _WithValue(torch.autograd.Function):
@@ -293,129 +252,3 @@ class DistContext:
             if dist.is_initialized():
                 dist.destroy_process_group()
             self.owns_group = False
-
-
-def shard_batch(batch: dict[str, Any], rank: int, world_size: int) -> dict[str, Any] | None:
-    """Rank ``rank``'s contiguous slice of a global batch (``None``: fewer rows than ranks)."""
-    rows = int(batch["labels"].shape[0])
-    if world_size == 1:
-        return batch
-    if rows < world_size:
-        return None
-    bounds = [rows * r // world_size for r in range(world_size + 1)]
-    lo, hi = bounds[rank], bounds[rank + 1]
-    out: dict[str, Any] = {}
-    for k, v in batch.items():
-        if isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] == rows:
-            out[k] = v[lo:hi]
-        else:
-            out[k] = v
-    return out
-
-
-def setup(device: str = "cpu", timeout: float = DEFAULT_TIMEOUT) -> DistContext:
-    """A :class:`DistContext` from the environment; initialises the process group if needed.
-
-    ``WORLD_SIZE`` unset or 1: single process (nothing initialised). Otherwise gloo on CPU,
-    nccl on CUDA (each process on ``cuda:LOCAL_RANK``), with ``timeout`` seconds per collective.
-    """
-    import torch.distributed as dist
-
-    world = env_world_size()
-    if world <= 1 and not dist.is_initialized():
-        return DistContext(timeout=timeout)
-    if dist.is_initialized():
-        return DistContext(
-            rank=dist.get_rank(),
-            world_size=dist.get_world_size(),
-            local_rank=int(os.environ.get("LOCAL_RANK", "0")),
-            backend=str(dist.get_backend()),
-            timeout=timeout,
-        )
-    for key in ("RANK", "MASTER_ADDR", "MASTER_PORT"):
-        if key not in os.environ:
-            raise InputError(
-                f"WORLD_SIZE={world} but {key} is not set; launch with torchrun "
-                "--nproc-per-node N -m mtopt train RECIPE"
-            )
-    rank = int(os.environ["RANK"])
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    backend = "nccl" if device == "cuda" else "gloo"
-    if device == "cuda":
-        torch.cuda.set_device(local_rank)
-    try:
-        dist.init_process_group(
-            backend,
-            rank=rank,
-            world_size=world,
-            timeout=datetime.timedelta(seconds=timeout),
-        )
-    except (RuntimeError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RunError(
-            f"rank {rank}/{world}: could not join the process group ({backend}, "
-            f"{os.environ.get('MASTER_ADDR')}:{os.environ.get('MASTER_PORT')}) within "
-            f"{timeout:g} s: {first[:200]}"
-        ) from None
-    return DistContext(
-        rank=rank,
-        world_size=world,
-        local_rank=local_rank,
-        backend=backend,
-        timeout=timeout,
-        owns_group=True,
-    )
-
-
-def _torch_optimizers(method: Any) -> list[torch.optim.Optimizer]:
-    out: list[torch.optim.Optimizer] = []
-    for v in vars(method).values():
-        if isinstance(v, torch.optim.Optimizer) and all(v is not o for o in out):
-            out.append(v)
-    return out
-
-
-def attach(method: Any, ctx: DistContext) -> str:
-    """Make ``method`` average its gradients over ranks (see the module docstring).
-
-    Returns how: ``"update-level"``, ``"gradient-level"`` or ``"loss-level"``.
-    """
-    if not ctx.enabled:
-        return "single"
-    if getattr(method, "router", None):
-        raise RunError(
-            f"method {type(method).__name__}: its gradient router reads each process's own "
-            "gradients before they are averaged; it cannot be trained with several processes"
-        )
-    opt = getattr(method, "opt", None)
-    if opt is not None and hasattr(opt, "grad_reducer"):  # PUB / AdaTask
-        opt.grad_reducer = ctx.grad_reducer
-        if hasattr(opt, "row_reducer"):  # row-wise embedding tables: all-gather touched rows
-            opt.row_reducer = ctx.reduce_rows
-        return "update-level"
-    from mtopt.optim.multitask import MultiTaskUpdate
-
-    if isinstance(opt, MultiTaskUpdate):  # an mtopt.optim without the hook
-        raise RunError(
-            f"method {type(method).__name__}: this version of mtopt.optim.PUB has no "
-            "grad_reducer hook; it cannot be trained with several processes"
-        )
-    kind = "loss-level"
-    if hasattr(method, "grad_reducer"):  # GradientMethod
-        method.grad_reducer = ctx.grad_reducer
-        kind = "gradient-level"
-    opts = _torch_optimizers(method)
-    if not opts:
-        raise RunError(
-            f"method {type(method).__name__}: no torch optimizer or grad_reducer hook found; "
-            "it cannot be trained with several processes"
-        )
-    for o in opts:
-
-        def pre_hook(o_: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
-            if ctx.reduced:  # this step's gradients came from reduced per-task gradients
-                return
-            ctx.reduce_grads_([p for g in o_.param_groups for p in g["params"]])
-
-        o.register_step_pre_hook(pre_hook)
-    return kind
