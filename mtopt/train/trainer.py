@@ -333,6 +333,7 @@ class Trainer(CheckpointState, Evaluation, RankSharding, StepLogging):
                     break
             bar.close()
             if epoch_finished:
+                self.method.end_epoch()  # e.g. DWA's per-epoch loss averages (window: null)
                 self.epoch += 1
                 self.batch_in_epoch = 0
                 if tr.eval_every is None and self.last_eval_step != self.step:
