@@ -5,7 +5,7 @@
 Three checks, each against the CPU computed in the same run (float32 model, TF32 off so that the
 GPU's matmuls are IEEE float32 like the CPU's):
 
-1. ``gram``: ``G = DᵀD`` accumulated in float64 by :func:`mtopt.optim.pub.gram64` from a float32
+1. ``gram``: ``G = DᵀD`` accumulated in float64 by :func:`mtopt.optim.balance.gram64` from a float32
    ``D`` (n = 3, d = 2·10⁶) on the GPU vs the CPU: max relative difference, and the α that
    newton solves from each (the solve itself always runs on the CPU in float64).
 2. ``steps``: the same seeded MMoE and batches, 20 PUB steps (dense, then with the embedding
@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def check_gram(device: str) -> dict:
-    from mtopt.optim.pub import gram64
+    from mtopt.optim.balance import gram64
     from mtopt.solvers import solve
 
     g = torch.Generator().manual_seed(0)

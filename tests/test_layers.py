@@ -22,6 +22,7 @@ LAYER_OF_TOP = {
     "io": "base",
     "names": "base",
     "optimizer_config": "base",
+    "deprecation": "base",
     "catalog": "base",
     "registry": "registry",
     "solvers": "solvers",

@@ -10,9 +10,7 @@ removed in the next release.
 
 from __future__ import annotations
 
-import importlib
-import warnings
-from typing import Any
+from mtopt.deprecation import moved
 
 #: name -> module under mtopt.methods.grad that now defines it
 _MOVED: dict[str, str] = {
@@ -28,17 +26,4 @@ _MOVED: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    target = _MOVED.get(name)
-    if target is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    warnings.warn(
-        f"{__name__}.{name} is deprecated (kept for one release); import it from {target}",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return getattr(importlib.import_module(target), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(_MOVED)
+__getattr__, __dir__ = moved(__name__, _MOVED)

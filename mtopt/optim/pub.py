@@ -50,46 +50,30 @@ import numpy as np
 import torch
 
 from mtopt import catalog
+from mtopt.deprecation import moved
 from mtopt.errors import InputError, UnknownNameError
-from mtopt.optim.balance import (
-    ALPHA_SCALES,
-    DEFAULT_ALPHA_SCALE,
-    FALLBACKS,
-    GRAM_CHUNK,
-    SMALL_GRAM,
-    Balance,
-    BalancePolicy,
-    gram64,
-    parse_fixed_alpha,
-)
-from mtopt.optim.diagnostics import LastStep, diff_metric
-from mtopt.optim.grads import BACKWARDS
+from mtopt.optim.balance import DEFAULT_ALPHA_SCALE, Balance, BalancePolicy, parse_fixed_alpha
 from mtopt.optim.multitask import MultiTaskUpdate
-from mtopt.optim.rows import ROW_CHUNK
 from mtopt.optim.umm import UMM, AdaTaskUMM, make_umms
 from mtopt.solvers.backends import Backend, as_backend
 
-#: the historical private name (``from mtopt.optim.pub import _MultiTaskUpdate``)
-_MultiTaskUpdate = MultiTaskUpdate
+__all__ = ["DEFAULT_ALPHA_SCALE", "PUB", "AdaTask", "resolve"]
 
-__all__ = [
-    "ALPHA_SCALES",
-    "BACKWARDS",
-    "DEFAULT_ALPHA_SCALE",
-    "FALLBACKS",
-    "GRAM_CHUNK",
-    "ROW_CHUNK",
-    "SMALL_GRAM",
-    "PUB",
-    "AdaTask",
-    "Balance",
-    "BalancePolicy",
-    "LastStep",
-    "MultiTaskUpdate",
-    "diff_metric",
-    "gram64",
-    "resolve",
-]
+#: names that lived here before the split along Algorithm 1's pieces (kept for one release)
+__getattr__, _ = moved(
+    __name__,
+    {
+        "ALPHA_SCALES": "mtopt.optim.balance",
+        "FALLBACKS": "mtopt.optim.balance",
+        "GRAM_CHUNK": "mtopt.optim.balance",
+        "SMALL_GRAM": "mtopt.optim.balance",
+        "gram64": "mtopt.optim.balance",
+        "LastStep": "mtopt.optim.diagnostics",
+        "diff_metric": "mtopt.optim.diagnostics",
+        "BACKWARDS": "mtopt.optim.grads",
+        "ROW_CHUNK": "mtopt.optim.rows",
+    },
+)
 
 
 def _accepts(fn: Any, name: str) -> bool:

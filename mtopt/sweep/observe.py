@@ -203,7 +203,8 @@ def train_observed(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Train one run with an :class:`ObservedMethod`; return (summary, observations)."""
     from mtopt.config import recipe_from_dict
-    from mtopt.train.trainer import Trainer, build_components
+    from mtopt.train.build import build_components
+    from mtopt.train.trainer import Trainer
 
     rec = recipe_from_dict(recipe, source)
     import torch

@@ -46,30 +46,32 @@ from typing import Any
 import torch
 
 from mtopt.config import Recipe
+from mtopt.deprecation import moved
 from mtopt.distributed import DistContext, attach, setup, shard_batch
 from mtopt.errors import InputError, RunError
 from mtopt.io import atomic_write_json, atomic_write_text
-from mtopt.train import rundir
-from mtopt.train.build import build_components, embedding_kwargs
+from mtopt.train import build, rundir
 from mtopt.train.checkpoint import load_checkpoint
 from mtopt.train.evaluation import Evaluation
 from mtopt.train.metrics import Accumulator, RunningStats, to_device
-from mtopt.train.rundir import RESUMABLE_CHANGES, RUN_DIRS, RUN_FILES
 from mtopt.train.sharding import RankSharding
-from mtopt.train.state import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, CheckpointState
+from mtopt.train.state import CHECKPOINT_FORMAT, CheckpointState
 from mtopt.train.steplog import StepLogging
 
-__all__ = [
-    "CHECKPOINT_FORMAT",
-    "CHECKPOINT_VERSION",
-    "RESUMABLE_CHANGES",
-    "RUN_DIRS",
-    "RUN_FILES",
-    "Trainer",
-    "build_components",
-    "embedding_kwargs",
-    "train",
-]
+__all__ = ["Trainer", "train"]
+
+#: names that moved out of this module (kept here for one release, with a DeprecationWarning)
+__getattr__, _ = moved(
+    __name__,
+    {
+        "build_components": "mtopt.train.build",
+        "embedding_kwargs": "mtopt.train.build",
+        "CHECKPOINT_VERSION": "mtopt.train.state",
+        "RESUMABLE_CHANGES": "mtopt.train.rundir",
+        "RUN_DIRS": "mtopt.train.rundir",
+        "RUN_FILES": "mtopt.train.rundir",
+    },
+)
 
 
 class Trainer(CheckpointState, Evaluation, RankSharding, StepLogging):
@@ -153,7 +155,7 @@ class Trainer(CheckpointState, Evaluation, RankSharding, StepLogging):
         if self._components is not None:
             dataset, model, method = self._components
         else:
-            dataset, model, method = build_components(r, self.device, self.source)
+            dataset, model, method = build.build_components(r, self.device, self.source)
         self.dataset, self.model, self.method = dataset, model, method
         if self.dist.enabled:
             self.dist.broadcast_module_(model)  # same seed → same init; make sure of it

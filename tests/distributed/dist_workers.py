@@ -116,7 +116,8 @@ def crash(rank: int, world: int, port: int, out: str) -> None:
     res = Path(out)
     t0 = time.perf_counter()
     try:
-        from mtopt.train.trainer import Trainer, build_components
+        from mtopt.train.build import build_components
+        from mtopt.train.trainer import Trainer
 
         r = recipe("ls", steps=6, dist_timeout=20)
         ds, model, method = build_components(r)
@@ -136,7 +137,8 @@ def diverge(rank: int, world: int, port: int, out: str) -> None:
     _env(rank, world, port)
     res = Path(out)
     try:
-        from mtopt.train.trainer import Trainer, build_components
+        from mtopt.train.build import build_components
+        from mtopt.train.trainer import Trainer
 
         r = recipe("ls", steps=4, checkpoint_every=2)
         ds, model, method = build_components(r)
@@ -207,7 +209,8 @@ def shard_rank(rank: int, world: int, port: int, out: str, data_dir: str) -> Non
     _env(rank, world, port)
     res = Path(out)
     try:
-        from mtopt.train.trainer import Trainer, build_components
+        from mtopt.train.build import build_components
+        from mtopt.train.trainer import Trainer
 
         r = shard_recipe(data_dir)
         ds, model, method = build_components(r)

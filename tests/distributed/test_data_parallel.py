@@ -106,7 +106,7 @@ def test_ranks_identical_and_match_one_process(
             f"{method}: {k} off by {float((a[k] - ref[k]).abs().max()):.3g}"
         )
     # the parameters moved (the equality is not that of untouched initial values)
-    from mtopt.train.trainer import build_components
+    from mtopt.train.build import build_components
 
     _, model0, _ = build_components(dist_workers.recipe(method))
     init = model0.state_dict()

@@ -21,7 +21,8 @@ from mtopt.data.aliexpress import AliExpress, write_synthetic_aliexpress_csv  # 
 from mtopt.data.base import MTDataset  # noqa: E402
 from mtopt.distributed import DistContext  # noqa: E402
 from mtopt.errors import InputError  # noqa: E402
-from mtopt.train.trainer import Trainer, build_components  # noqa: E402
+from mtopt.train.build import build_components  # noqa: E402
+from mtopt.train.trainer import Trainer  # noqa: E402
 
 #: 15 blocks of 100 rows, the last one short; with the recipe's seed the 2 processes' shares
 #: have 648 and 637 train rows: 20 local batches of 32 each, 8 rows dropped, uneven last step

@@ -17,7 +17,7 @@ from torch import nn
 from mtopt.errors import InputError
 from mtopt.methods import aggregate
 from mtopt.methods.base import OptimizerConfig
-from mtopt.methods.loss_weighting import bandit_mirror_step
+from mtopt.methods.loss.banditmtl import bandit_mirror_step
 from mtopt.models.base import MultiTaskModel, check_split
 from mtopt.registry import registry
 

@@ -154,7 +154,7 @@ def test_pub_on_the_toy_matches_pub_on_autograd_losses(scale):
 
 def test_famo_on_the_toy_matches_famo_on_autograd_losses():
     from mtopt.methods.base import OptimizerConfig
-    from mtopt.methods.loss_weighting import FAMO
+    from mtopt.methods.loss.famo import FAMO
 
     start = (9.0, -1.0)
     n = _surrogate_check_steps()

@@ -11,9 +11,10 @@ import yaml
 
 from mtopt.config import apply_overrides, recipe_from_dict
 from mtopt.registry import registry
+from mtopt.train.build import build_components
 from mtopt.train.checkpoint import load_checkpoint
 from mtopt.train.metrics import evaluate
-from mtopt.train.trainer import Trainer, build_components
+from mtopt.train.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = [

@@ -20,9 +20,10 @@ import mtopt_train_fakes as fakes  # noqa: E402
 
 from mtopt.config import recipe_from_dict  # noqa: E402
 from mtopt.errors import InputError, RunError  # noqa: E402
+from mtopt.train.build import build_components  # noqa: E402
 from mtopt.train.checkpoint import load_checkpoint  # noqa: E402
 from mtopt.train.metrics import SingleClassWarning  # noqa: E402
-from mtopt.train.trainer import Trainer, build_components  # noqa: E402
+from mtopt.train.trainer import Trainer  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
