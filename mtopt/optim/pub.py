@@ -42,7 +42,6 @@ Decisions (details in docs/pub.md):
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -58,6 +57,7 @@ from mtopt.optim.balance import (
     SMALL_GRAM,
     Balance,
     BalancePolicy,
+    accepts_alpha0,
     gram64,
     parse_fixed_alpha,
 )
@@ -90,14 +90,6 @@ __all__ = [
 ]
 
 
-def _accepts(fn: Any, name: str) -> bool:
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
-
-
 def resolve(
     solver: str | None, umm: Any, umm_options: dict[str, Any] | None = None
 ) -> tuple[str | None, bool, list[UMM]]:
@@ -112,7 +104,7 @@ def resolve(
     name, warm = None, False
     if solver is not None:
         entry = registry.entry("solver", solver)
-        name, warm = entry.name, _accepts(entry.load(), "alpha0")
+        name, warm = entry.name, accepts_alpha0(entry.load())
     umms = make_umms(umm, umm_options, lookup=lambda key: registry.get("umm", key))
     return name, warm, umms
 
@@ -228,7 +220,7 @@ class PUB(MultiTaskUpdate):
     # the balance's settings under PUB's historical attribute names
     @property
     def solver(self) -> str:
-        return self.balance.solver
+        return self.balance.solver_name
 
     @property
     def solver_options(self) -> dict[str, Any]:
