@@ -85,7 +85,6 @@ KNOWN_VIOLATIONS: set[tuple[str, str]] = {
     ("mtopt.config", "mtopt.registry"),
     ("mtopt.optim.pub", "mtopt.registry"),
     ("mtopt.optim.umm", "mtopt.registry"),
-    ("mtopt.methods.aggregators.nashmtl", "mtopt.registry"),
 }
 
 #: Deprecated aliases that import their new, higher home (removed with the alias; also kept

@@ -20,9 +20,17 @@ that one equation :class:`Balance` owns the policy decisions, each explicit:
 * **counters** — ``solves``, ``reuses``, ``fallbacks``, ``skipped`` (:attr:`Balance.counts`).
 
 The object does not know about parameters, gradients or the registry: the caller passes a
-callable that forms ``G`` (called only when a solve is due) and resolves the backend name and
-whether it takes ``alpha0``. :meth:`Balance.state_dict` is the layout PUB checkpoints under
+callable that forms ``G`` (called only when a solve is due), the backend (a name, or a backend
+resolved once with :func:`mtopt.solvers.get_solver`) and whether it takes ``alpha0``
+(:func:`accepts_alpha0`). :meth:`Balance.state_dict` is the layout PUB checkpoints under
 ``"extra"``; the counters are checkpointed by the owner (PUB: under ``"stats"``).
+
+The same policy serves Nash-MTL (Navon et al., "Multi-Task Learning as a Bargaining Game",
+ICML 2022, eq. 2: the same equation on gradients): the training method
+:class:`mtopt.methods.grad.nashmtl.NashMTL` (``fallback="previous"``, warm start, its
+``update_weights_every`` as ``solve_every``), the pure aggregator
+:class:`mtopt.methods.aggregators.nashmtl.NashMTL` (``fallback="skip"``, no warm start, a solve
+per call) and the toy's Nash-MTL. Nash-MTL's max-norm clipping is its own rule and stays there.
 """
 
 from __future__ import annotations
