@@ -1,7 +1,8 @@
 """Float64 linear-algebra primitives shared by the methods and the pure aggregators.
 
-One copy each of the Gram matrix (:func:`gram64`), the coefficient combination
-(:func:`combine`) and the cosine (:func:`cos`) used inside :mod:`mtopt.methods`.
+One copy each of the Gram matrix (:func:`gram64`: :func:`mtopt.optim.balance.gram64` in the
+methods' summation order), the coefficient combination (:func:`combine`) and the cosine
+(:func:`cos`) used inside :mod:`mtopt.methods`.
 """
 
 from __future__ import annotations
@@ -9,19 +10,22 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from mtopt.optim.balance import gram64 as _gram64
+
 #: columns of J per block when accumulating the float64 Gram (bounds the fp64 copy to ~64 MiB)
 GRAM_BLOCK = 1 << 20
 
 
 def gram64(J: torch.Tensor) -> np.ndarray:
-    """``G = J Jᵀ`` accumulated in float64, as a symmetric numpy array."""
-    n, d = J.shape
-    G = torch.zeros(n, n, dtype=torch.float64, device=J.device)
-    for start in range(0, max(d, 1), GRAM_BLOCK):
-        block = J[:, start : start + GRAM_BLOCK].to(torch.float64)
-        G += block @ block.T
-    A = G.cpu().numpy()
-    return 0.5 * (A + A.T)
+    """``G = J Jᵀ`` accumulated in float64, as a symmetric numpy array.
+
+    :func:`mtopt.optim.balance.gram64` (the package's one Gram routine) in the methods'
+    summation order: blocks of :data:`GRAM_BLOCK` columns, no broadcast path, symmetrised.
+    Same bits as the methods' former own loop for ``d ≤ GRAM_BLOCK`` columns (one block); a
+    wider fp32 ``J`` now accumulates block by block into ``G`` (``addmm_``) and a wider fp64
+    ``J`` in one product, which can differ in the last bits.
+    """
+    return _gram64(J, GRAM_BLOCK, small=0, symmetrize=True)
 
 
 def combine(coefficients: np.ndarray | torch.Tensor, J: torch.Tensor) -> torch.Tensor:

@@ -20,13 +20,22 @@ that one equation :class:`Balance` owns the policy decisions, each explicit:
 * **counters** — ``solves``, ``reuses``, ``fallbacks``, ``skipped`` (:attr:`Balance.counts`).
 
 The object does not know about parameters, gradients or the registry: the caller passes a
-callable that forms ``G`` (called only when a solve is due) and resolves the backend name and
-whether it takes ``alpha0``. :meth:`Balance.state_dict` is the layout PUB checkpoints under
+callable that forms ``G`` (called only when a solve is due), the backend (a name, or a backend
+resolved once with :func:`mtopt.solvers.get_solver`) and whether it takes ``alpha0``
+(:func:`accepts_alpha0`). :meth:`Balance.state_dict` is the layout PUB checkpoints under
 ``"extra"``; the counters are checkpointed by the owner (PUB: under ``"stats"``).
+
+The same policy serves Nash-MTL (Navon et al., "Multi-Task Learning as a Bargaining Game",
+ICML 2022, eq. 2: the same equation on gradients): the training method
+:class:`mtopt.methods.grad.nashmtl.NashMTL` (``fallback="previous"``, warm start, its
+``update_weights_every`` as ``solve_every``), the pure aggregator
+:class:`mtopt.methods.aggregators.nashmtl.NashMTL` (``fallback="skip"``, no warm start, a solve
+per call) and the toy's Nash-MTL. Nash-MTL's max-norm clipping is its own rule and stays there.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from collections.abc import Callable
@@ -48,19 +57,47 @@ GRAM_CHUNK = 1 << 14
 SMALL_GRAM = 1 << 16
 
 
-def gram64(D: torch.Tensor, chunk: int = GRAM_CHUNK) -> np.ndarray:
-    """``D Dᵀ`` (rows of ``D`` are the task updates) accumulated in float64, chunk by chunk."""
+def gram64(
+    D: torch.Tensor, chunk: int = GRAM_CHUNK, *, small: int = SMALL_GRAM, symmetrize: bool = False
+) -> np.ndarray:
+    """``D Dᵀ`` (rows of ``D`` are the task updates) accumulated in float64, chunk by chunk.
+
+    The one Gram routine of the package (:mod:`mtopt.methods.linalg` calls it too). The
+    summation order is part of the result's last bits, so it is explicit:
+
+    * ``n·d ≤ small``: broadcast products summed by torch (no BLAS call: thread start-up
+      dominates tiny products); ``small=0`` turns this path off;
+    * float64 ``D``: one BLAS product ``D @ Dᵀ``;
+    * otherwise ``chunk`` columns at a time, cast to float64 and added into ``G`` (``addmm_``),
+      so the float64 copy is bounded.
+
+    PUB uses the defaults; the gradient methods use ``chunk=2**20, small=0, symmetrize=True``
+    (their historical order, :func:`mtopt.methods.linalg.gram64`). ``symmetrize`` returns
+    ``½(G + Gᵀ)``.
+    """
     n, d = D.shape
-    if n * d <= SMALL_GRAM:  # no BLAS call (thread start-up dominates tiny products)
+    if n * d <= small:
         x = D.to(torch.float64)
-        return (x.unsqueeze(1) * x.unsqueeze(0)).sum(-1).cpu().numpy()
-    if D.dtype == torch.float64:
-        return (D @ D.T).cpu().numpy()
-    G = torch.zeros(n, n, dtype=torch.float64, device=D.device)
-    for s in range(0, d, chunk):
-        x = D[:, s : s + chunk].to(torch.float64)
-        G.addmm_(x, x.T)
-    return G.cpu().numpy()
+        A = (x.unsqueeze(1) * x.unsqueeze(0)).sum(-1).cpu().numpy()
+    elif D.dtype == torch.float64:
+        A = (D @ D.T).cpu().numpy()
+    else:
+        G = torch.zeros(n, n, dtype=torch.float64, device=D.device)
+        for s in range(0, d, chunk):
+            x = D[:, s : s + chunk].to(torch.float64)
+            G.addmm_(x, x.T)
+        A = G.cpu().numpy()
+    return 0.5 * (A + A.T) if symmetrize else A
+
+
+def accepts_alpha0(solver: Any) -> bool:
+    """Whether a solver backend (a :class:`~mtopt.solvers.Backend` or a callable) takes a warm
+    start ``alpha0``, read from its signature (``**kwargs`` counts)."""
+    try:
+        params = inspect.signature(getattr(solver, "fn", solver)).parameters
+    except (TypeError, ValueError):
+        return False
+    return "alpha0" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 def parse_fixed_alpha(value: Any, n: int) -> np.ndarray:
@@ -136,9 +173,14 @@ class Balance:
 
     Args:
         policy: :class:`BalancePolicy` (``solve_every``, ``alpha_scale``, ``fallback``, ``tol``).
-        solver: a built-in solver name, a :class:`mtopt.solvers.Backend` or a backend
-            callable (resolved here, once).
-        warm_start: pass the previous α as ``alpha0`` (only if the backend accepts it).
+        solver: a built-in solver name (resolved here, once), or a backend resolved by the
+            caller (a :class:`~mtopt.solvers.Backend` — how the composition root passes a
+            recipe's solver, plugins included — or any callable
+            ``solve(G, *, tol, **options) -> SolveResult``); the resolved backend is passed to
+            :func:`mtopt.solvers.solve` on every solve.
+        warm_start: pass the previous α as ``alpha0`` (only if the backend accepts it:
+            :func:`accepts_alpha0`). It replaces an ``alpha0`` in ``solver_options``, which
+            then only starts the first solve.
         solver_options: extra keyword arguments for the backend.
         fixed_alpha: an ablation: this α (already parsed, :func:`parse_fixed_alpha`) every step.
     """
@@ -166,6 +208,11 @@ class Balance:
         self.since_solve = self.policy.solve_every  # so that the first call solves
         self.last_residual: float | None = None
         self.counts: dict[str, int] = {"solves": 0, "reuses": 0, "fallbacks": 0, "skipped": 0}
+
+    @property
+    def solver_name(self) -> str:
+        """The backend's name (a registered name, or a bare callable's ``__name__``)."""
+        return self.solver
 
     def weights(self, gram: Callable[[], np.ndarray]) -> tuple[np.ndarray | None, BalanceRecord]:
         """α for this step (None: skip the step) and what was done; ``gram()`` forms G."""
@@ -228,7 +275,7 @@ class Balance:
             "alpha": None if self.alpha is None else [float(x) for x in self.alpha],
             "since_solve": self.since_solve,
             "last_residual": self.last_residual,
-            "solver": self.solver,
+            "solver": self.solver_name,
             "alpha_scale": self.policy.alpha_scale,
             "solve_every": self.policy.solve_every,
         }

@@ -42,7 +42,6 @@ Decisions (details in docs/pub.md):
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -52,7 +51,13 @@ import torch
 from mtopt import catalog
 from mtopt.deprecation import moved
 from mtopt.errors import InputError, UnknownNameError
-from mtopt.optim.balance import DEFAULT_ALPHA_SCALE, Balance, BalancePolicy, parse_fixed_alpha
+from mtopt.optim.balance import (
+    DEFAULT_ALPHA_SCALE,
+    Balance,
+    BalancePolicy,
+    accepts_alpha0,
+    parse_fixed_alpha,
+)
 from mtopt.optim.multitask import MultiTaskUpdate
 from mtopt.optim.umm import UMM, AdaTaskUMM, make_umms
 from mtopt.solvers.backends import Backend, as_backend
@@ -74,14 +79,6 @@ __getattr__, _ = moved(
         "ROW_CHUNK": "mtopt.optim.rows",
     },
 )
-
-
-def _accepts(fn: Any, name: str) -> bool:
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 def _builtin_umm(name: str) -> Any:
@@ -108,7 +105,7 @@ def resolve(
     (:func:`mtopt.optim.umm.make_umms`). Unknown names raise here, listing the known ones.
     """
     backend = None if solver is None else as_backend(solver)
-    warm = backend is not None and _accepts(backend.fn, "alpha0")
+    warm = backend is not None and accepts_alpha0(backend)
     return backend, warm, make_umms(umm, umm_options, lookup=_builtin_umm)
 
 
@@ -223,7 +220,7 @@ class PUB(MultiTaskUpdate):
     # the balance's settings under PUB's historical attribute names
     @property
     def solver(self) -> str:
-        return self.balance.solver
+        return self.balance.solver_name
 
     @property
     def solver_options(self) -> dict[str, Any]:

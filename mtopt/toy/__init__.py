@@ -40,7 +40,9 @@ star; a method that is invariant to the per-task loss scale sees the same proble
 
 Methods (names accepted by :func:`run_toy`, matching ignores case, ``-`` and ``_``):
 ``ls`` (Adam on ``∇(L₁ + L₂)``), ``mgda``, ``pcgrad``, ``cagrad``, ``imtl_g``, ``nashmtl``
-(:func:`mtopt.methods.aggregators.get_aggregator`, then ``torch.optim.Adam`` on the aggregate),
+(:func:`mtopt.methods.aggregators.get_aggregator`, then ``torch.optim.Adam`` on the aggregate;
+Nash-MTL's α through the training method's policy, :class:`mtopt.optim.balance.Balance`: a
+warm-started solve every step, the last α kept when a solve gives none it can trust),
 ``famo`` (:class:`mtopt.methods.loss.famo.FAMO` on a one-parameter
 :class:`~mtopt.models.base.MultiTaskModel` adapter) and ``pub_exact`` / ``pub_frobenius``
 (:class:`mtopt.optim.PUB` with ``task_params = [[], []]``). Hyperparameters follow the authors'

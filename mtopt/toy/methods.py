@@ -157,41 +157,44 @@ def _stepper(
     if method != "ls" and method not in AGGREGATOR_HP:
         raise InputError(f"method: unknown toy method {method!r} (known: {', '.join(METHODS)})")
     opt = torch.optim.Adam([x], lr=lr)
-    counters: dict[str, Any] = {}
+    stats: Callable[[], dict[str, Any]] = dict
     if method == "ls":
 
         def direction() -> Any:
             return J.sum(0)
 
+    elif method == "nashmtl":
+        from mtopt.methods.aggregators import get_aggregator
+        from mtopt.methods.linalg import combine, gram64
+
+        agg = get_aggregator(method, **AGGREGATOR_HP[method])
+        # the training method's policy (mtopt.methods.grad.nashmtl.NashMTL): Balance solving
+        # every step, warm-started, keeping the last α when a solve gives none it can trust
+        balance = agg.new_balance(fallback="previous", warm_start=True)  # type: ignore[attr-defined]
+
+        def direction() -> Any:
+            alpha, _ = balance.weights(lambda: gram64(J))
+            if alpha is None:  # no α yet (Pareto-stationary start): no move
+                return torch.zeros_like(J[0])
+            return agg.clip(combine(alpha, J))  # type: ignore[attr-defined]
+
+        def nash_stats() -> dict[str, Any]:
+            return {"fallbacks": balance.counts["fallbacks"]}
+
+        stats = nash_stats
+
     else:
         from mtopt.methods.aggregators import get_aggregator
-        from mtopt.methods.aggregators.base import combine
 
         agg = get_aggregator(method, **AGGREGATOR_HP[method])
         gen = torch.Generator().manual_seed(seed)
-        prev: list[Any] = [None]
-        if method == "nashmtl":
-            counters["fallbacks"] = 0
 
         def direction() -> Any:
-            d, w = agg(J, generator=gen)
-            if method == "nashmtl":
-                # no α (Pareto-stationary input): keep the last α, as the training method
-                # mtopt.methods.gradient.NashMTL does, with the aggregator's clipping
-                if w is None:
-                    counters["fallbacks"] += 1
-                    if prev[0] is not None:
-                        d = combine(prev[0], J)
-                        norm = float(torch.linalg.vector_norm(d.to(torch.float64)))
-                        if norm > agg.max_norm > 0:
-                            d = d * (agg.max_norm / (norm + 1e-6))
-                else:
-                    prev[0] = w.numpy()
-            return d
+            return agg(J, generator=gen)[0]
 
     def grad_step() -> None:
         grads()
         x.grad = direction()
         opt.step()
 
-    return x, grad_step, lambda: dict(counters)
+    return x, grad_step, stats

@@ -243,16 +243,20 @@ def test_nashmtl_pareto_stationary_fallback_and_update_every() -> None:
         assert torch.equal(p, p0)  # shared step skipped
     info = run_step(model, method, batch)  # step 1: no α yet, so it solves
     assert info.solver_status == "ok" and info.extra["solved"] == 1.0
-    info = run_step(model, method, batch)  # step 2: 2 % 2 == 0, solves
+    alpha = list(info.weights)
+    # the schedule counts steps since the last solve (Balance), not global step multiples
+    info = run_step(model, method, batch)  # step 2: reuses α, no solve, one backward
+    assert info.extra["solved"] == 0.0 and info.weights == alpha and info.solver_status is None
+    info = run_step(model, method, batch)  # step 3: two steps after the last solve: solves
     assert info.extra["solved"] == 1.0
     alpha = list(info.weights)
-    info = run_step(model, method, batch)  # step 3: reuses α, no solve, one backward
-    assert info.extra["solved"] == 0.0 and info.weights == alpha and info.solver_status is None
+    run_step(model, method, batch)  # step 4: reuse
     out = model(batch)
     loss = nn.functional.binary_cross_entropy_with_logits(out[:, 0], y[:, 0])
-    info = method.step([loss, -loss])  # stationary again: keeps the previous α
+    info = method.step([loss, -loss])  # step 5 solves, stationary: keeps the previous α
     assert info.solver_status == "pareto_stationary" and info.weights == alpha
     assert info.extra["fallbacks"] == 2
+    assert method.balance.counts == {"solves": 4, "reuses": 2, "fallbacks": 2, "skipped": 1}
 
 
 def test_nashmtl_clips_the_shared_gradient() -> None:
