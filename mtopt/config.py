@@ -40,8 +40,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mtopt.errors import InputError
+from mtopt.optimizer_config import OPTIMIZER_NAMES
 
-OPTIMIZERS = ("adam", "adagrad", "rmsprop", "sgd")
 ALPHA_SCALES = ("exact", "frobenius")
 
 
@@ -120,7 +120,7 @@ class MethodConfig(_OpenSection):
 class OptimizerSection(_Section):
     """``optimizer``: the base optimiser (the PUB paper's defaults) and the batch size."""
 
-    name: Literal["adam", "adagrad", "rmsprop", "sgd"] = "adam"
+    name: Literal[OPTIMIZER_NAMES] = "adam"  # type: ignore[valid-type]
     lr: float = Field(default=1e-3, gt=0)
     weight_decay: float = Field(default=1e-6, ge=0)
     betas: tuple[float, float] = (0.9, 0.999)

@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+#: the base optimisers a recipe may name (PUB's base rules, plus plain SGD for the baselines)
+OPTIMIZER_NAMES = ("adam", "adagrad", "rmsprop", "sgd")
+
 
 @dataclass
 class OptimizerConfig:

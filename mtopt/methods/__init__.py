@@ -1,9 +1,14 @@
-"""Multi-task optimisation methods (registered in :mod:`mtopt.methods.catalog`).
+"""Multi-task optimisation methods (the built-ins are rows of :mod:`mtopt.catalog`).
+
+One method (or one small family) per module: :mod:`~mtopt.methods.ls`, the loss-level methods
+in :mod:`mtopt.methods.loss`, the gradient-level methods in :mod:`mtopt.methods.grad` (their
+pure forms in :mod:`mtopt.methods.aggregators`), the update-level ones in
+:mod:`mtopt.methods.pub`, and :mod:`mtopt.methods.drgrad`; the contract is
+:mod:`mtopt.methods.base`.
 
 ``mtopt.methods.aggregate(name, grads, **hyperparameters)`` is the pure aggregation API of the
-gradient-level methods (see :mod:`mtopt.methods.aggregators`). This package imports nothing
-heavy at import time (the registry imports :mod:`mtopt.methods.catalog`), so ``aggregate`` is a
-thin wrapper that imports torch on first call.
+gradient-level methods. This package imports nothing heavy at import time, so ``aggregate`` is
+a thin wrapper that imports torch on first call.
 """
 
 from __future__ import annotations

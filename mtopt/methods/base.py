@@ -6,8 +6,10 @@ A method owns its optimiser(s). The trainer calls, per batch::
 
 ``step`` does the backward pass(es), sets gradients and steps the parameters. It returns a
 :class:`StepInfo` with the task weights it used (for the α plot), the joint loss, and optional
-solver data. Methods are registered by name (``registry.register("method", ...)``) as a class
-taking ``(model, optimizer_config, **hyperparameters)``.
+solver data. A method is a class taking ``(model, optimizer_config, **hyperparameters)``; the
+built-ins are rows of :mod:`mtopt.catalog`, a plugin registers its own
+(``registry.register("method", ...)``), and the composition root (:mod:`mtopt.train.build`)
+resolves the recipe's name and passes objects (an α solver backend, UMM factories) down.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 import torch
 
 from mtopt.models.base import MultiTaskModel
-from mtopt.optimizer_config import OptimizerConfig
+from mtopt.optimizer_config import OPTIMIZER_NAMES, OptimizerConfig
 
 __all__ = ["Method", "OptimizerConfig", "StepInfo", "make_torch_optimizer"]
 
@@ -52,7 +54,7 @@ def make_torch_optimizer(params: Sequence[Any], cfg: OptimizerConfig) -> torch.o
     from mtopt.errors import InputError
 
     raise InputError(
-        f"optimizer.name: unknown optimizer {cfg.name!r} (known: adam, adagrad, rmsprop, sgd)"
+        f"optimizer.name: unknown optimizer {cfg.name!r} (known: {', '.join(OPTIMIZER_NAMES)})"
     )
 
 

@@ -16,6 +16,11 @@ from torch import nn
 from mtopt.data.base import Schema
 from mtopt.errors import InputError
 
+#: the input layer's options (:class:`InputLayer`; every built-in backbone takes them)
+INPUT_OPTIONS = ("embed_dim", "dense_dim", "embed_user", "embed_init_std")
+#: options of every built-in backbone with a shared part and towers
+COMMON_OPTIONS = (*INPUT_OPTIONS, "tower_dims", "dropout", "esmm", "pack_representation")
+
 
 def check_options(kind: str, name: str, given: dict[str, Any], known: Sequence[str]) -> None:
     """Reject unknown ``model.*`` options, naming the field and the known ones."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from mtopt.data.base import Schema
-from mtopt.models.layers import check_options, positive_int
-from mtopt.models.ple import COMMON_OPTIONS, ExtractionNetwork
+from mtopt.models.layers import COMMON_OPTIONS, check_options, positive_int
+from mtopt.models.ple import ExtractionNetwork
 
 
 class MMoE(ExtractionNetwork):

@@ -33,6 +33,7 @@ from mtopt.data.base import Schema
 from mtopt.errors import InputError
 from mtopt.models.backbone import Backbone
 from mtopt.models.layers import (
+    COMMON_OPTIONS,
     ExpertGroup,
     Gate,
     Tower,
@@ -152,12 +153,6 @@ class PLE(ExtractionNetwork):
     Note: the paper's §VI-A3 says 4 shared + 4 task-specific for PLE; set ``n_shared: 4,
     n_specific: 4`` for that reading. Other defaults: ``expert_dim=128``, ``embed_dim=16``,
     ``tower_dims=[64]``."""
-
-
-COMMON_OPTIONS = [
-    "embed_dim", "dense_dim", "embed_user", "embed_init_std", "tower_dims", "dropout", "esmm",
-    "pack_representation",
-]  # fmt: skip
 
 
 def build(schema: Schema, **cfg: Any) -> PLE:

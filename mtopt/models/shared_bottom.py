@@ -10,7 +10,7 @@ from torch import nn
 
 from mtopt.data.base import Schema
 from mtopt.models.backbone import Backbone
-from mtopt.models.layers import MLP, Tower, check_options, int_list
+from mtopt.models.layers import COMMON_OPTIONS, MLP, Tower, check_options, int_list
 
 
 class SharedBottom(Backbone):
@@ -41,12 +41,6 @@ class SharedBottom(Backbone):
 
     def head_parameters(self, i: int) -> list[nn.Parameter]:
         return list(self.towers[i].parameters())
-
-
-COMMON_OPTIONS = [
-    "embed_dim", "dense_dim", "embed_user", "embed_init_std", "tower_dims", "dropout", "esmm",
-    "pack_representation",
-]  # fmt: skip
 
 
 def build(schema: Schema, **cfg: Any) -> SharedBottom:

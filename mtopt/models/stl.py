@@ -12,7 +12,7 @@ from torch import nn
 from mtopt.data.base import Schema
 from mtopt.errors import InputError
 from mtopt.models.base import MultiTaskModel
-from mtopt.models.layers import MLP, InputLayer, Tower, check_options, int_list
+from mtopt.models.layers import INPUT_OPTIONS, MLP, InputLayer, Tower, check_options, int_list
 
 
 class _SingleTaskNet(nn.Module):
@@ -106,15 +106,6 @@ def build(schema: Schema, **cfg: Any) -> STL:
         "backbone",
         "stl",
         cfg,
-        [
-            "embed_dim",
-            "dense_dim",
-            "embed_user",
-            "embed_init_std",
-            "bottom_dims",
-            "tower_dims",
-            "dropout",
-            "esmm",
-        ],  # fmt: skip
+        [*INPUT_OPTIONS, "bottom_dims", "tower_dims", "dropout", "esmm"],
     )
     return STL(schema, **cfg)

@@ -78,6 +78,11 @@ class GradientMethod(StatefulStepMixin, Method):
         d, w = self._direction(J, ls)
         set_flat_grad(self.shared, d)
         set_flat_grad(self.others, T.sum(0))
+        return self._finish(ls, w)
+
+    def _finish(self, ls: list[torch.Tensor], w: Any) -> StepInfo:
+        """The end of every gradient-level step: clip the shared gradient (``max_norm``), one
+        optimiser step, and the step's :class:`StepInfo`."""
         norm = clip_(self.shared, self.max_norm)
         self.opt.step()
         self.n_steps += 1

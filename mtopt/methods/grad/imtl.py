@@ -7,7 +7,6 @@ ICLR 2021, eq. 7 (IMTL-G) and Algorithm 1 (hybrid).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import torch
@@ -17,7 +16,7 @@ from mtopt.methods.base import OptimizerConfig, StepInfo
 from mtopt.methods.checks import check_losses
 from mtopt.methods.grad.base import GradientMethod
 from mtopt.methods.linalg import combine, gram64
-from mtopt.methods.loss.imtl_l import log_scale_group
+from mtopt.methods.loss.imtl_l import LogScaleState, log_scale_group
 from mtopt.methods.params import clip_, set_flat_grad
 from mtopt.models.base import MultiTaskModel
 
@@ -42,7 +41,7 @@ class IMTLG(GradientMethod):
         super().__init__(model, optimizer, max_norm=max_norm, seed=seed)
 
 
-class IMTL(GradientMethod):
+class IMTL(LogScaleState, GradientMethod):
     """Hybrid IMTL (Liu et al., ICLR 2021, Algorithm 1): IMTL-L loss scaling + IMTL-G.
 
     Each loss is scaled by a learned ``e^{sᵢ}`` (IMTL-L, eq. 3: minimise
@@ -87,13 +86,6 @@ class IMTL(GradientMethod):
         if norm is not None:
             extra["shared_grad_norm"] = norm
         return self._info(ls, w, extra)
-
-    def _extra_state(self) -> dict[str, Any]:
-        return {"log_scales": self.log_scales.detach().clone()}
-
-    def _load_extra_state(self, state: dict[str, Any]) -> None:
-        with torch.no_grad():
-            self.log_scales.copy_(state["log_scales"])
 
 
 __all__ = ["IMTL", "IMTLG"]

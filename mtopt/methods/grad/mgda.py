@@ -14,8 +14,7 @@ from mtopt.errors import InputError
 from mtopt.methods.base import OptimizerConfig, StepInfo
 from mtopt.methods.checks import check_losses
 from mtopt.methods.grad.base import GradientMethod
-from mtopt.methods.params import clip_, flat, set_grads
-from mtopt.methods.stateful import numeric_info
+from mtopt.methods.params import flat, set_grads
 from mtopt.models.base import MultiTaskModel
 
 
@@ -88,13 +87,7 @@ class MGDAUB(MGDA):
         if self.others:
             go = torch.autograd.grad(sum(ls), self.others, allow_unused=True)
             set_grads(self.others, go)
-        norm = clip_(self.shared, self.max_norm)
-        self.opt.step()
-        self.n_steps += 1
-        extra = numeric_info(self.aggregator.last_info)
-        if norm is not None:
-            extra["shared_grad_norm"] = norm
-        return self._info(ls, wl, extra)
+        return self._finish(ls, wl)
 
 
 __all__ = ["MGDA", "MGDAUB"]

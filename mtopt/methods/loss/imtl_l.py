@@ -28,7 +28,20 @@ def log_scale_group(model: Any, lr: float | None) -> tuple[Any, dict[str, Any]]:
     return scales, group
 
 
-class IMTLL(LossWeightingMethod):
+class LogScaleState:
+    """Checkpoint state of methods with learned per-task log-scales (IMTL-L, hybrid IMTL)."""
+
+    log_scales: torch.Tensor
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"log_scales": self.log_scales.detach().clone()}
+
+    def _load_extra_state(self, state: dict[str, Any]) -> None:
+        with torch.no_grad():
+            self.log_scales.copy_(state["log_scales"])
+
+
+class IMTLL(LogScaleState, LossWeightingMethod):
     """IMTL-L (Liu et al., "Towards Impartial Multi-task Learning", ICLR 2021, eq. 3): learned
     scales ``e^{sᵢ}`` with objective ``Σ e^{sᵢ}Lᵢ − sᵢ`` (optimum ``e^{sᵢ} = 1/Lᵢ``: every
     scaled loss → 1), all parameters and ``s`` (init 0, no weight decay; ``lr`` default the base
@@ -52,12 +65,5 @@ class IMTLL(LossWeightingMethod):
         obj = sum(scale[i] * ls[i] - self.log_scales[i] for i in range(self.n_tasks))
         return obj, scale.detach().cpu().tolist()  # type: ignore[return-value]
 
-    def _extra_state(self) -> dict[str, Any]:
-        return {"log_scales": self.log_scales.detach().clone()}
 
-    def _load_extra_state(self, state: dict[str, Any]) -> None:
-        with torch.no_grad():
-            self.log_scales.copy_(state["log_scales"])
-
-
-__all__ = ["IMTLL", "log_scale_group"]
+__all__ = ["IMTLL", "LogScaleState", "log_scale_group"]
