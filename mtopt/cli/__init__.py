@@ -45,7 +45,7 @@ def describe_os_error(exc: OSError) -> str:
     """One line for an :class:`OSError`: the path(s), the system's reason and what to do."""
     reason = exc.strerror or str(exc) or type(exc).__name__
     paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
-    text = f"{' -> '.join(paths)}: {reason}" if paths else reason
+    text = f"{' -> '.join(paths)}: {reason}" if paths else f"a read or write failed: {reason}"
     hint = _OS_HINTS.get(exc.errno or -1)
     return f"{text}; {hint}" if hint else text
 

@@ -157,6 +157,10 @@ def solve_cmd(
     from mtopt.solvers import Backend, solve, validate_gram
 
     tol_value = _parse_tol(tol)
+    if out is not None:
+        from mtopt.cli.outputs import check_out_file
+
+        check_out_file(out)
     try:  # through the registry: plugin solvers included
         entry = registry.entry("solver", solver)
     except UnknownNameError as exc:
@@ -183,10 +187,7 @@ def solve_cmd(
         from mtopt.io import atomic_write_json
 
         full = result.to_dict() | payload
-        try:
-            atomic_write_json(out, full)
-        except OSError as exc:
-            raise InputError(f"{out}: cannot write ({exc.strerror}); check --out") from None
+        atomic_write_json(out, full)  # an OS error here: exit 1 (mtopt.cli.main)
     if as_json:
         typer.echo(json.dumps(payload))
     else:
