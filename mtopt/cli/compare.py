@@ -72,8 +72,13 @@ def compare_cmd(
         solvers=names,
         tol=tol,
     )
+    from mtopt.compare import backends
+
     try:
         config.check()
+        backends(config.solvers)  # unknown names: before the progress bar and any output
+    except UnknownNameError as exc:
+        raise InputError(f"--solvers: {exc}; see `mtopt list solvers`") from None
     except InputError as exc:
         raise as_flags(exc, FLAGS) from None
     from mtopt.cli.outputs import check_out_dir
