@@ -9,7 +9,8 @@ resolves it with :func:`builtin` once, at construction, without the registry.
 Kinds and what a target is:
 
 * ``solver``: ``solve(G, *, tol, **options) -> SolveResult`` (capabilities ``min_n``/``max_n``:
-  the task counts it accepts; ``heavy``: CVXPY-based, ``compare-solvers`` runs fewer instances).
+  the task counts it accepts, enforced by ``mtopt.solvers.solve``: ``ccp``/``ccp-raw`` stop at
+  n = 200; ``heavy``: CVXPY-based, ``compare-solvers`` runs fewer instances).
 * ``backbone``: ``build(schema, **options) -> model``.
 * ``method``: a class ``(model, optimizer: OptimizerConfig, **hyperparameters) -> Method``
   (capabilities: ``pub_diagnostics``, a PUB-family method that records PUB's diagnostics;
@@ -65,10 +66,10 @@ ROWS: tuple[Row, ...] = (
          "Exact damped Newton on f(a)=a'Ga/2-sum(log a), unit-diagonal scaling (default)."),
     _row("solver", "ccp", f"{_SV}.ccp:solve",
          "PUB paper's CCP, eq. (3)-(4), CVXPY+ECOS, DPP, on the unit-diagonal G, warm-started.",
-         _PUB_PAPER, heavy=True),
+         _PUB_PAPER, heavy=True, max_n=200),
     _row("solver", "ccp-raw", f"{_SV}.ccp_paper:solve_raw",
          "The same CCP literally on the raw G, as the paper writes it (for comparison).",
-         _PUB_PAPER, heavy=True),
+         _PUB_PAPER, heavy=True, max_n=200),
     _row("solver", "fixed-point", f"{_SV}.fixed_point:solve",
          "SciPy fixed point a <- sqrt(a/(Ga)) with a residual check; fails honestly on conflict."),
     _row("solver", "closed-form", f"{_SV}.closed_form:solve",

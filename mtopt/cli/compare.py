@@ -18,6 +18,9 @@ FLAGS = {
     "solvers": "--solvers",
 }
 
+#: the files compare-solvers writes into --out
+OUTPUTS = ("results.json", "results.csv", "summary.md", "time_vs_n.png", "residuals.png")
+
 
 def _int_list(text: str, option: str) -> list[int]:
     try:
@@ -48,6 +51,9 @@ def compare_cmd(
     ),
     tol: float = typer.Option(1e-6, "--tol", help="Residual that counts as ok."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="tqdm progress bar."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace results already in the output folder."
+    ),
 ) -> None:
     """Time every registered α solver backend (plugins included) and check its residual."""
     from tqdm import tqdm
@@ -66,10 +72,18 @@ def compare_cmd(
         solvers=names,
         tol=tol,
     )
+    from mtopt.compare import backends
+
     try:
         config.check()
+        backends(config.solvers)  # unknown names: before the progress bar and any output
+    except UnknownNameError as exc:
+        raise InputError(f"--solvers: {exc}; see `mtopt list solvers`") from None
     except InputError as exc:
         raise as_flags(exc, FLAGS) from None
+    from mtopt.cli.outputs import check_out_dir
+
+    check_out_dir(out, OUTPUTS, overwrite)
     bar = tqdm(total=0, disable=not progress, unit="solve", desc="compare-solvers")
 
     def on_total(total: int) -> None:

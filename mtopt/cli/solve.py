@@ -17,6 +17,9 @@ from mtopt.cli.app import app
 from mtopt.errors import InputError
 
 LOADABLE = (".npy", ".npz", ".csv")
+#: the first bytes of each binary format (a text file named .npy is refused by name, not read
+#: by numpy, whose fallback would call it "pickled data")
+_MAGIC = {".npy": b"\x93NUMPY", ".npz": b"PK"}
 
 
 def _cli_message(exc: Exception, solver_flag: str = "--solver") -> InputError:
@@ -43,6 +46,18 @@ def load_matrix(path: str, option: str) -> Any:
         )
     if not p.is_file():
         raise InputError(f"{path}: file not found; check the path given to {option}")
+    magic = _MAGIC.get(suffix)
+    if magic is not None:
+        try:
+            with p.open("rb") as fh:
+                head = fh.read(len(magic))
+        except OSError as exc:
+            raise InputError(f"{path}: cannot be read ({exc.strerror}); check {option}") from None
+        if head != magic:
+            raise InputError(
+                f"{path}: not a {suffix} file (it does not start with the {suffix} signature); "
+                f"save the matrix with np.save / np.savez, or give {option} a .csv file"
+            )
     try:
         if suffix == ".npy":
             arr = np.load(p, allow_pickle=False)
@@ -101,7 +116,14 @@ def gram_from_inputs(gram: str | None, updates: str | None) -> tuple[Any, str]:
         raise InputError(f"{updates}: empty update matrix {D.shape}; save D as d×n")
     if not np.all(np.isfinite(D)):
         raise InputError(f"{updates}: contains NaN or Inf; remove non-finite entries")
-    return D.T @ D, updates  # float64 accumulation
+    with np.errstate(over="ignore", invalid="ignore"):
+        G = D.T @ D  # float64 accumulation
+    if not np.all(np.isfinite(G)):
+        raise InputError(
+            f"{updates}: G = DᵀD overflows float64 (entries up to {np.abs(D).max():.3g}); "
+            "divide D by a constant c (α then scales by c)"
+        )
+    return G, updates
 
 
 def _parse_tol(tol: str) -> float:
@@ -135,6 +157,10 @@ def solve_cmd(
     from mtopt.solvers import Backend, solve, validate_gram
 
     tol_value = _parse_tol(tol)
+    if out is not None:
+        from mtopt.cli.outputs import check_out_file
+
+        check_out_file(out)
     try:  # through the registry: plugin solvers included
         entry = registry.entry("solver", solver)
     except UnknownNameError as exc:
@@ -161,10 +187,7 @@ def solve_cmd(
         from mtopt.io import atomic_write_json
 
         full = result.to_dict() | payload
-        try:
-            atomic_write_json(out, full)
-        except OSError as exc:
-            raise InputError(f"{out}: cannot write ({exc.strerror}); check --out") from None
+        atomic_write_json(out, full)  # an OS error here: exit 1 (mtopt.cli.main)
     if as_json:
         typer.echo(json.dumps(payload))
     else:

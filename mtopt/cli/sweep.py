@@ -52,6 +52,33 @@ def _seeds(text: str | None) -> list[int] | None:
     return nums
 
 
+def _check_specs(text: str, flag: str) -> None:
+    """Parse ``--methods`` / ``--backbones`` first, so a malformed spec names its flag."""
+    from mtopt.sweep.spec import parse_specs
+
+    try:
+        parse_specs(text)
+    except InputError as exc:
+        raise InputError(f"{flag}: {exc}") from None
+
+
+def _check_counts(jobs: int, threads: int) -> None:
+    """``--jobs`` and ``--threads`` before anything runs (a dry run included)."""
+    if jobs < 1:
+        raise InputError(f"--jobs: must be >= 1, got {jobs}")
+    if threads < 1:
+        raise InputError(f"--threads: must be >= 1, got {threads}")
+
+
+def _check_runs_dir(path: Path) -> None:
+    from mtopt.cli.outputs import check_out_dir
+
+    try:
+        check_out_dir(path, [], overwrite=True)
+    except InputError as exc:
+        raise InputError(str(exc).replace("--out", "--runs-dir")) from None
+
+
 def _report(result: object, quiet: bool) -> None:
     from mtopt.sweep import SweepResult
 
@@ -148,6 +175,9 @@ def sweep_cmd(
         else:
             if not recipes:
                 raise InputError("mtopt sweep: give recipe files or --preset (e.g. --preset quick)")
+            _check_specs(methods, "--methods")
+            if backbones:
+                _check_specs(backbones, "--backbones")
             config = custom_sweep(
                 [str(r) for r in recipes],
                 methods,
@@ -161,6 +191,13 @@ def sweep_cmd(
             )
         out = out or Path("sweeps") / config.name
         runs = runs_dir or out / "runs"
+        _check_counts(jobs, threads)
+        if not dry_run:
+            from mtopt.cli.outputs import check_out_dir
+
+            check_out_dir(out, [], overwrite=True)  # a sweep resumes: results are reused
+            if runs_dir is not None:
+                _check_runs_dir(runs_dir)
         if dry_run:
             _dry_run(config, runs, threads)
             return
@@ -225,6 +262,7 @@ def reproduce_cmd(
             if name is None and not list_:
                 raise InputError("mtopt reproduce: name an experiment (see the list above) or all")
             return
+        _check_counts(jobs, 1)
         names = list(EXPERIMENTS) if name.strip().lower() == "all" else [name]
         failed = 0
         seed_list = _seeds(seeds)

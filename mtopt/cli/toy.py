@@ -50,14 +50,17 @@ def toy_cmd(
         1e-2, "--tol", help="Loss-space distance to the Pareto front that counts as reached."
     ),
     plot: bool = typer.Option(True, "--plot/--no-plot", help="Write toy.png."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace toy.json / toy.png already in the output folder."
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="tqdm progress bar."),
 ) -> None:
     """Fig. 2 analogue: which methods reach the Pareto front of the toy problem, from where."""
     import math
     import os
     import time
-    from pathlib import Path
 
+    from mtopt.cli.outputs import check_out_dir
     from mtopt.io import atomic_write_json
     from mtopt.toy import (
         SCALE,
@@ -84,9 +87,7 @@ def toy_cmd(
     if jobs < 0:
         raise InputError(f"--jobs: must be ≥ 0 (0: one per CPU core), got {jobs}")
     n_jobs = jobs or (os.cpu_count() or 1)
-    out_dir = Path(out)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(f"--out: {out} exists and is not a folder; give a folder path")
+    out_dir = check_out_dir(out, ["toy.json", "toy.png"], overwrite)
 
     from tqdm import tqdm
 

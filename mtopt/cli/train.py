@@ -140,26 +140,24 @@ def _launch(
     quiet: bool,
 ) -> None:
     """Run this command under ``torchrun --standalone --nproc-per-node N`` and exit with its code
-    (the recipe was already checked here, so bad input still exits 2 before any process)."""
-    import os
-    import subprocess
-    import sys
-
+    (the recipe was already checked here, so bad input still exits 2 before any process).
+    An error in a worker is printed once, as one line, with that worker's exit code
+    (:mod:`mtopt.cli.launch`)."""
+    from mtopt.cli.launch import run_torchrun
     from mtopt.distributed import env_world_size
 
     if env_world_size() > 1:
         from mtopt.errors import InputError
 
         raise InputError("--nproc: already running under torchrun (WORLD_SIZE is set); drop it")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-    cmd += [f"--nproc-per-node={nproc}", "-m", "mtopt", "train", str(recipe)]
+    args = ["train", str(recipe)]
     if out is not None:
-        cmd += ["--out", str(out)]
+        args += ["--out", str(out)]
     for s in sets:
-        cmd += ["--set", s]
-    cmd += ["--resume"] * resume + ["--overwrite"] * overwrite + ["--quiet"] * quiet
-    env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", "1")  # torchrun's default too, said here explicitly
-    code = subprocess.run(cmd, env=env).returncode
+        args += ["--set", s]
+    args += ["--resume"] * resume + ["--overwrite"] * overwrite + ["--quiet"] * quiet
+    code, message = run_torchrun(nproc, args)
     if code != 0:
-        raise typer.Exit(code if code in (1, 2) else 1)
+        if message is not None:
+            typer.echo(f"mtopt: error: {message}", err=True)
+        raise typer.Exit(code)

@@ -34,8 +34,12 @@ STATUSES = ("ok", "not_converged", "pareto_stationary")
 SYM_RTOL = 1e-9
 #: smallest eigenvalue allowed for C = SGS (unit diagonal) before G counts as not PSD
 PSD_TOL = 1e-8
-#: a column whose squared norm is below this fraction of the largest is treated as zero
-ZERO_DIAG_RTOL = 1e-32
+#: a column whose squared norm Gᵢᵢ is below this (0 or subnormal) is treated as zero. The
+#: test is absolute, not relative to the largest column: by the scaling law α(SGS) = S⁻¹α(G)
+#: a column of norm 1e-30 next to one of 1e30 is a legitimate task, not a zero update
+ZERO_DIAG = float(np.finfo(np.float64).tiny)
+#: largest |Gᵢⱼ| accepted: beyond it ½(G + Gᵀ), α·(Gα) and the certificate overflow float64
+MAX_ENTRY = 1e300
 #: ``validate=`` modes of :func:`solve`
 VALIDATE_MODES = ("full", "light")
 
@@ -134,7 +138,7 @@ def unit_diagonal(G: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     By the scaling law (DESIGN §2.2) ``α(G) = s ⊙ w(C)``."""
     s = 1.0 / np.sqrt(np.diag(G))
-    C = G * s[:, None] * s[None, :]
+    C = (G * s[:, None]) * s[None, :]  # |Gᵢⱼ·sᵢ| ≤ √Gⱼⱼ: no intermediate overflow
     np.fill_diagonal(C, 1.0)
     return C, s
 
@@ -152,6 +156,12 @@ def _as_matrix(G: Any, name: str) -> np.ndarray:
         raise InvalidGramError(f"{name}: is empty; give at least one task")
     if not _all(_isfinite(A), axis=None):
         raise InvalidGramError(f"{name}: contains NaN or Inf; remove non-finite entries")
+    big = float(_max(_abs(A), axis=None))
+    if big > MAX_ENTRY:
+        raise InvalidGramError(
+            f"{name}: entries up to {big:.3g} overflow float64 arithmetic (limit "
+            f"{MAX_ENTRY:g}); divide G by a constant c (α then scales by √c)"
+        )
     return A
 
 
@@ -199,8 +209,7 @@ def _fast_pass(A: np.ndarray, psd: bool) -> np.ndarray | None:
     """
     d = A.diagonal()
     dmin = float(_min(d))
-    dmax = float(_max(d))
-    if not dmin > ZERO_DIAG_RTOL * max(dmax, _TINY):
+    if not dmin >= ZERO_DIAG:
         return None  # zero or negative diagonal entries: the full checks handle them
     At = A.T
     if float(_max(_abs(A - At), axis=None)) > 0.5 * SYM_RTOL * dmin:
@@ -209,7 +218,7 @@ def _fast_pass(A: np.ndarray, psd: bool) -> np.ndarray | None:
     S *= 0.5
     if psd:
         s = 1.0 / np.sqrt(d)
-        if not _shifted_chol_ok(S * np.multiply.outer(s, s)):
+        if not _shifted_chol_ok((S * s[:, None]) * s):
             return None
     return S
 
@@ -222,7 +231,8 @@ def _full_checks(A: np.ndarray, name: str, psd: bool) -> np.ndarray:
         raise InvalidGramError(
             f"{name}: negative diagonal entry {d.min():.3g}; a Gram matrix DᵀD is PSD"
         )
-    scale = np.sqrt(np.outer(d, d))
+    rd = np.sqrt(d)
+    scale = np.outer(rd, rd)
     big = max(float(d.max()), _TINY)
     asym = np.abs(A - A.T)
     if np.any(asym > SYM_RTOL * scale + 1e-300) and np.any(asym > SYM_RTOL * big):
@@ -234,11 +244,11 @@ def _full_checks(A: np.ndarray, name: str, psd: bool) -> np.ndarray:
     A = 0.5 * (A + A.T)
     if not psd:
         return A
-    pos = d > ZERO_DIAG_RTOL * big
+    pos = d >= ZERO_DIAG
     if np.any(~pos):
         # a zero column must have a zero row too (|Gij| ≤ √(Gii Gjj))
         off = np.abs(A[~pos][:, pos])
-        lim = np.sqrt(np.outer(d[~pos], d[pos])) + SYM_RTOL * big
+        lim = np.outer(rd[~pos], rd[pos]) + SYM_RTOL * big
         if np.any(off > lim * (1 + 1e-6)):
             raise InvalidGramError(f"{name}: not positive semi-definite (|Gij| > √(Gii·Gjj))")
     if np.count_nonzero(pos):
@@ -370,7 +380,7 @@ def solve(
     if S is None:
         S = _full_checks(A, "G", full)
         d = S.diagonal()
-        if float(_min(d)) <= ZERO_DIAG_RTOL * max(float(_max(d)), _TINY):
+        if not float(_min(d)) >= ZERO_DIAG:
             if not full:
                 _full_checks(A, "G", True)  # the deferred PSD check (raises if not PSD)
             return SolveResult(

@@ -81,6 +81,22 @@ from mtopt.solvers.base import DEFAULT_TOL, SolveResult, residual, unit_diagonal
 
 #: the paper's iteration cap
 MAX_ITER = 200
+#: largest task count the CVXPY backends accept (the catalog's ``max_n`` of ``ccp`` and
+#: ``ccp-raw``): n = 200 takes ~1 s and ~250 MB, n = 400 ~5 s and 1.2 GB, n = 1000 minutes and
+#: ~16 GB. Beyond it use ``newton`` (the same α, exact, milliseconds).
+MAX_N = 200
+
+
+def check_size(n: int, name: str) -> None:
+    """Raise :class:`InputError` when ``n`` exceeds :data:`MAX_N` (a size guard, not a limit
+    of the method: CVXPY's compile time and memory grow steeply with n)."""
+    if n > MAX_N:
+        raise InputError(
+            f"solver: {name} accepts at most n = {MAX_N} tasks (CVXPY's time and memory grow "
+            f"steeply with n), got n = {n}; use solver='newton' (exact, the same α)"
+        )
+
+
 CONES = ("soc", "exp")
 
 _ECOS_CHECKED = False
@@ -219,6 +235,7 @@ def _ccp(
     if cone not in CONES:
         raise InputError(f"cone: must be one of {CONES} ({name}), got {cone!r}")
     n = G.shape[0]
+    check_size(n, name)
     comp, compile_seconds = _compile(n, cone)
     t0 = time.perf_counter()
     if scale:

@@ -20,7 +20,7 @@ import numpy as np
 
 from mtopt.errors import InputError
 from mtopt.solvers.base import DEFAULT_TOL, SolveResult, residual
-from mtopt.solvers.ccp import _AUTHORS, MAX_ITER, _ccp, _import_cvxpy
+from mtopt.solvers.ccp import _AUTHORS, MAX_ITER, _ccp, _import_cvxpy, check_size
 
 __all__ = ["AUTHORS_ECOS", "AUTHORS_MAX_ITER", "PROCEDURES", "solve_raw"]
 
@@ -193,6 +193,7 @@ def solve_raw(
     """
     if procedure not in PROCEDURES:
         raise InputError(f"procedure: must be one of {PROCEDURES} (ccp-raw), got {procedure!r}")
+    check_size(np.shape(G)[0], "ccp-raw")
     if procedure == "authors":
         return _authors_procedure(
             G, tol=tol, alpha0=alpha0, ecos_options=ecos_options,

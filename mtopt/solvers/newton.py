@@ -154,6 +154,8 @@ def _newton_np(
         hdiag += 1.0  # H = C + W⁻² (C has a unit diagonal)
         dx = _lin_solve(H, grad)  # the Newton step is −dx
         lam2 = float(dot(grad, dx))
+        if lam2 == 0.0 and not _max(abs(grad)):
+            return w, it - 1, None  # the gradient is exactly 0: w solves the equation
         if not 0.0 < lam2 < math.inf:
             return w, it - 1, "indefinite"
         if lam2 <= FULL_STEP_LAMBDA2:
@@ -225,6 +227,8 @@ def _unrolled_source(n: int) -> str:
         expr = f"z{i}" + "".join(f" - l{k}_{i} * x{k}" for k in range(i + 1, n))
         a(f"        x{i} = ({expr}) * u{i}")
     a("        lam2 = " + " + ".join(f"g{i} * x{i}" for i in idx))
+    a("        if lam2 == 0.0 and not (" + " or ".join(f"g{i}" for i in idx) + "):")
+    a(f"            return {wl}, it - 1, None")
     a(f"        if not 0.0 < lam2 < inf: return {wl}, it - 1, 'indefinite'")
     a(f"        if lam2 <= {FULL_STEP_LAMBDA2!r}:")
     for i in idx:
@@ -316,7 +320,7 @@ def solve(
         s, w = np.array(sl), np.array(wl)
     else:
         s = 1.0 / np.sqrt(G.diagonal())
-        C = G * (s[:, None] * s)  # unit diagonal up to an ulp; H's diagonal is set anyway
+        C = (G * s[:, None]) * s  # unit diagonal up to an ulp; H's diagonal is set anyway
         if alpha0 is None:
             w = _ones(n)
             q = float(_sum(C, axis=None))
@@ -329,7 +333,7 @@ def solve(
         seconds = time.perf_counter() - t0
         diverged = float(_max(w)) > MAX_W
     if not q > 1e-28 * n or flag == "stationary" or diverged:
-        C = G * np.multiply.outer(s, s)
+        C = (G * s[:, None]) * s
         np.fill_diagonal(C, 1.0)
         u = w / w.sum()
         info: dict[str, Any] = {"hull_upper": float(u @ C @ u)}
@@ -341,10 +345,10 @@ def solve(
             None, None, it, seconds, "pareto_stationary", "newton", compile_seconds, info
         )
     info = {}
-    if flag == "indefinite":
-        info["reason"] = "Newton matrix lost definiteness: G is not PSD at float64 resolution"
     res = residual(G, alpha)
     status = "ok" if res <= tol else "not_converged"
+    if flag == "indefinite" and status != "ok":  # an ok α is certified: nothing to explain
+        info["reason"] = "Newton matrix lost definiteness: G is not PSD at float64 resolution"
     return SolveResult(alpha, res, it, seconds, status, "newton", compile_seconds, info)
 
 

@@ -11,6 +11,13 @@ import numpy as np
 from mtopt.errors import InputError
 
 
+def _is_int(x: Any) -> bool:
+    try:
+        return int(x) == x
+    except (TypeError, ValueError):
+        return False
+
+
 def paired_comparison(
     doc: dict[str, Any], a: str, b: str, metric: str = "average", source: str = "results.json"
 ) -> dict[str, Any]:
@@ -29,13 +36,40 @@ def paired_comparison(
     runs = doc.get("runs") if isinstance(doc, dict) else None
     if not isinstance(runs, list):
         raise InputError(f"{source}: not a sweep's results.json (no 'runs' list)")
+    for i, r in enumerate(runs):
+        missing = (
+            [k for k in ("recipe", "backbone", "method", "seed") if k not in r]
+            if isinstance(r, dict)
+            else []
+        )
+        if not isinstance(r, dict) or missing or not _is_int(r["seed"]):
+            what = (
+                "is not an object"
+                if not isinstance(r, dict)
+                else f"lacks {', '.join(missing)}"
+                if missing
+                else f"has seed {r['seed']!r}"
+            )
+            raise InputError(
+                f"{source}: runs[{i}] {what}; not a sweep's results.json (write it with "
+                "mtopt sweep or mtopt reproduce)"
+            )
 
     def value(res: Any) -> float | None:
         if not isinstance(res, dict) or res.get("status") != "ok":
             return None
         test = res.get("test") or {}
-        v = test.get("auc_avg") if metric == "average" else (test.get("auc") or {}).get(metric)
-        return float(v) if v is not None and math.isfinite(float(v)) else None
+        if not isinstance(test, dict):
+            return None
+        auc = test.get("auc") or {}
+        v = (
+            test.get("auc_avg")
+            if metric == "average"
+            else (auc.get(metric) if isinstance(auc, dict) else None)
+        )
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return None
+        return float(v) if math.isfinite(float(v)) else None
 
     labels = sorted({str(r.get("method")) for r in runs})
     found = {}

@@ -87,8 +87,13 @@ class Spec:
             k, sep, v = part.partition("=")
             if not sep or not k.strip():
                 raise InputError(f"spec {text!r}: {part!r} is not key=value")
+            if not v.strip():
+                raise InputError(
+                    f"spec {text!r}: {k.strip()!r} has no value; write {k.strip()}=VALUE "
+                    f"(e.g. {k.strip()}=10, or {k.strip()}=null for None)"
+                )
             try:
-                val = yaml.safe_load(v) if v.strip() else None
+                val = yaml.safe_load(v)
             except yaml.YAMLError:
                 raise InputError(f"spec {text!r}: value of {k.strip()!r} is not YAML") from None
             params.append((k.strip(), _freeze(val)))

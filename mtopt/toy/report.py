@@ -73,5 +73,9 @@ def plot_runs(rows: Sequence[dict[str, Any]], path: Any, scale: float = SCALE) -
     fig.suptitle("Toy problem: trajectories in loss space (black: start; green o: on the "
                  "front, red x: not)", fontsize=11)  # fmt: skip
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    from mtopt.io import atomic_write
+
+    try:
+        atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=110), "wb")
+    finally:
+        plt.close(fig)
