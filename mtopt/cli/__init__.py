@@ -10,25 +10,15 @@ NaN loss); 2 bad input (one line on stderr naming the file/field and the fix, no
 
 from __future__ import annotations
 
-import sys
-
-import typer
-
 # importing a command module registers its command on `app` (defined in mtopt.cli.app)
 from mtopt.cli import compare, listing, solve, sweep, toy, train  # noqa: F401
 from mtopt.cli.app import app, fail
-from mtopt.errors import InputError, RunError
+from mtopt.cli.contract import guarded
 
 __all__ = ["app", "fail", "main"]
 
 
 def main() -> None:
-    """Console-script entry point: maps mtopt's typed errors to exit codes without tracebacks."""
-    try:
-        app(standalone_mode=True)
-    except InputError as exc:
-        typer.echo(f"mtopt: error: {exc}", err=True)
-        sys.exit(2)
-    except RunError as exc:
-        typer.echo(f"mtopt: error: {exc}", err=True)
-        sys.exit(1)
+    """Console-script entry point: every exception becomes one line and an exit code
+    (:mod:`mtopt.cli.contract`), never a traceback."""
+    guarded(lambda: app(standalone_mode=True))
