@@ -20,6 +20,7 @@ from mtopt.config import Recipe
 from mtopt.errors import InputError, RunError
 from mtopt.train.checkpoint import seed_everything
 from mtopt.train.components import resolve_components
+from mtopt.train.validate import check_vocab, dataset_kwargs
 
 _SECTIONS = ("data.", "model.", "method.", "optimizer.", "train.", "output.")
 
@@ -38,7 +39,8 @@ def build_components(
     seed = recipe.train.seed
     try:
         seed_everything(seed)
-        dataset = found.dataset.load()(**recipe.data.kwargs())
+        dataset = found.dataset.load()(**dataset_kwargs(recipe))
+        check_vocab(dataset, recipe, source)  # before the model sizes its tables
         seed_everything(seed)  # model init independent of how much RNG the dataset used
         model = found.backbone.load()(dataset.schema, **recipe.model.kwargs())
         model.to(device)

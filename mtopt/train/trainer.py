@@ -57,8 +57,12 @@ from mtopt.train.metrics import Accumulator, RunningStats, to_device
 from mtopt.train.sharding import RankSharding
 from mtopt.train.state import CHECKPOINT_FORMAT, CheckpointState
 from mtopt.train.steplog import StepLogging
+from mtopt.train.validate import check_train_split
 
-__all__ = ["Trainer", "train"]
+__all__ = ["DIVERGENCE_FACTOR", "Trainer", "train"]
+
+#: a joint loss above this factor × max(|the run's first joint loss|, 1) counts as divergence
+DIVERGENCE_FACTOR = 1e6
 
 #: names that moved out of this module (kept here for one release, with a DeprecationWarning)
 __getattr__, _ = moved(
@@ -144,8 +148,36 @@ class Trainer(CheckpointState, Evaluation, RankSharding, StepLogging):
                     f"{self.source}: output.tensorboard: true needs the 'tensorboard' package "
                     "(pip install tensorboard), or set output.tensorboard: false"
                 ) from None
-        main = self.dist.is_main
-        self.dist.on_main(lambda: rundir.prepare_dir(self.out, resume, overwrite))
+        # ---- 1. validate the whole run; nothing on disk changes before it passed
+        ckpt = self._validate(resume, overwrite)
+        # ---- 2. the disk: folder, stale temporary files, the old run moved aside
+        self.folder = self.dist.on_main(lambda: rundir.prepare_dir(self.out, resume, overwrite))
+        folder = self.folder
+        try:
+            summary = self._train(ckpt, self.tasks)
+        except RunError:
+            # a failed fresh run keeps its record (summary.json "failed", the logs); a failed
+            # replacement puts the old run back unless it already wrote a checkpoint
+            if folder is not None and folder.aside is None:
+                folder.commit()
+            elif folder is not None:
+                folder.rollback()
+            raise
+        except BaseException:
+            if folder is not None:
+                folder.rollback()  # before the first checkpoint: the folder as it was
+            raise
+        if folder is not None:
+            folder.commit()
+        return summary
+
+    def _validate(self, resume: bool, overwrite: bool) -> dict[str, Any] | None:
+        """Everything that can be checked before the disk changes: the output folder, the
+        checkpoint to resume, the components built, the data against the model, the state
+        restored. Returns the checkpoint (``None`` for a fresh run)."""
+        r = self.recipe
+        self.folder: rundir.RunFolder | None = None
+        self.dist.on_main(lambda: rundir.check_dir(self.out, resume, overwrite))
         ckpt = load_checkpoint(self.ckpt_dir / "last.pt") if resume else None
         if ckpt is not None:
             if ckpt.get("format") != CHECKPOINT_FORMAT:
@@ -157,6 +189,7 @@ class Trainer(CheckpointState, Evaluation, RankSharding, StepLogging):
         else:
             dataset, model, method = build.build_components(r, self.device, self.source)
         self.dataset, self.model, self.method = dataset, model, method
+        check_train_split(dataset, r, self.source, self.dist.world_size)
         if self.dist.enabled:
             self.dist.broadcast_module_(model)  # same seed → same init; make sure of it
             attach(method, self.dist)
@@ -180,10 +213,16 @@ class Trainer(CheckpointState, Evaluation, RankSharding, StepLogging):
         self.accum = Accumulator(n)
         self.alpha = [RunningStats() for _ in range(n)]
         self.status_counts: dict[str, int] = {}
+        self.first_loss: float | None = None
         if ckpt is not None:
-            self._restore(ckpt)
+            self._restore(ckpt, self.ckpt_dir / "last.pt")
         self.by_rank = self._rank_shard()
-        if ckpt is None and main:
+        return ckpt
+
+    def _train(self, ckpt: dict[str, Any] | None, tasks: list[str]) -> dict[str, Any]:
+        r = self.recipe
+        main = self.dist.is_main
+        if main:  # on resume: the recipe as continued (train.epochs / train.steps may change)
             atomic_write_text(self.out / "recipe.yaml", rundir.dump_yaml(r.to_dict()))
 
         self._open_logs(self.step if ckpt is not None else None)
@@ -282,6 +321,7 @@ class Trainer(CheckpointState, Evaluation, RankSharding, StepLogging):
             if self.batch_in_epoch:
                 it = itertools.islice(it, self.batch_in_epoch, None)
             epoch_finished = True
+            from_start, steps_before = self.batch_in_epoch == 0, self.step
             while (
                 tr.max_batches_per_epoch is None or self.batch_in_epoch < tr.max_batches_per_epoch
             ):
@@ -315,12 +355,7 @@ class Trainer(CheckpointState, Evaluation, RankSharding, StepLogging):
                 self.step += 1
                 self.batch_in_epoch += 1
                 self.samples += rows
-                if not math.isfinite(info.loss):
-                    raise RunError(
-                        f"step {self.step} (epoch {self.epoch + 1}): the method's joint loss is "
-                        f"{info.loss}; training stopped and the last good checkpoint "
-                        f"{self.ckpt_dir / 'last.pt'} was kept"
-                    )
+                self._check_divergence(info.loss)
                 self._log_step(info)
                 bar.update(1)
                 if self.step % 20 == 0:
@@ -334,6 +369,11 @@ class Trainer(CheckpointState, Evaluation, RankSharding, StepLogging):
                     epoch_finished = False
                     break
             bar.close()
+            if from_start and self.step == steps_before:  # never loop on an empty split
+                raise RunError(
+                    f"epoch {self.epoch + 1}: the training split gave no batch; check the data "
+                    f"({self.source}: data)"
+                )
             if epoch_finished:
                 self.method.end_epoch()  # e.g. DWA's per-epoch loss averages (window: null)
                 self.epoch += 1
@@ -355,10 +395,29 @@ class Trainer(CheckpointState, Evaluation, RankSharding, StepLogging):
         ]
         raise RunError(
             f"step {self.step + 1} (epoch {self.epoch + 1}, batch {self.batch_in_epoch + 1}): "
-            f"non-finite loss ({', '.join(bad)}); training stopped before this step, the last "
-            f"good checkpoint {self.ckpt_dir / 'last.pt'} was kept (lower optimizer.lr, or check "
-            "the data and the method)"
+            f"non-finite loss ({', '.join(bad)}); training stopped before this step; "
+            f"{self._kept()} (lower optimizer.lr, or check the data and the method)"
         )
+
+    def _check_divergence(self, loss: float) -> None:
+        """The divergence policy (docs/errors.md): a non-finite joint loss, or one above
+        :data:`DIVERGENCE_FACTOR` × max(|first joint loss|, 1), stops the run (exit 1)."""
+        where = f"step {self.step} (epoch {self.epoch + 1})"
+        if not math.isfinite(loss):
+            raise RunError(
+                f"{where}: the method's joint loss is {loss}; training stopped; {self._kept()} "
+                "(lower optimizer.lr, or check the data and the method)"
+            )
+        if self.first_loss is None:
+            self.first_loss = abs(loss)
+            return
+        limit = DIVERGENCE_FACTOR * max(self.first_loss, 1.0)
+        if abs(loss) > limit:
+            raise RunError(
+                f"{where}: training diverged: the joint loss {loss:.3g} exceeds "
+                f"{DIVERGENCE_FACTOR:.0e} × its first value ({self.first_loss:.3g}); training "
+                f"stopped; {self._kept()} (lower optimizer.lr)"
+            )
 
 
 def train(
