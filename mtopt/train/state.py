@@ -57,7 +57,8 @@ class CheckpointState:
         except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
             if isinstance(exc, InputError):
                 raise
-            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            lines = [x.strip() for x in str(exc).strip().splitlines() if x.strip()]
+            detail = " ".join(lines[1:] if len(lines) > 1 and lines[0].endswith(":") else lines)
             if isinstance(exc, KeyError):
                 detail = f"missing entry {exc.args[0]!r}" if exc.args else "missing entry"
             detail = detail.replace("Error(s) in loading state_dict for ", "")

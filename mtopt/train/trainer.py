@@ -51,7 +51,7 @@ from mtopt.distributed import DistContext, attach, setup, shard_batch
 from mtopt.errors import InputError, RunError
 from mtopt.io import atomic_write_json, atomic_write_text
 from mtopt.train import build, rundir
-from mtopt.train.checkpoint import load_checkpoint
+from mtopt.train.checkpoint import check_training_checkpoint, load_checkpoint
 from mtopt.train.evaluation import Evaluation
 from mtopt.train.metrics import Accumulator, RunningStats, to_device
 from mtopt.train.sharding import RankSharding
@@ -180,8 +180,7 @@ class Trainer(CheckpointState, Evaluation, RankSharding, StepLogging):
         self.dist.on_main(lambda: rundir.check_dir(self.out, resume, overwrite))
         ckpt = load_checkpoint(self.ckpt_dir / "last.pt") if resume else None
         if ckpt is not None:
-            if ckpt.get("format") != CHECKPOINT_FORMAT:
-                raise InputError(f"{self.ckpt_dir / 'last.pt'}: not an mtopt training checkpoint")
+            check_training_checkpoint(ckpt, self.ckpt_dir / "last.pt", CHECKPOINT_FORMAT)
             rundir.check_resume_recipe(self.recipe, ckpt["recipe"], self.source)
 
         if self._components is not None:
