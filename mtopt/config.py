@@ -295,8 +295,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 continue
             if first is not None:
                 raise _DuplicateKeyError(
-                    f"duplicate key {key!r} at line {line} (first given at line {first}); "
-                    "keep one"
+                    f"duplicate key {key!r} at line {line} (first given at line {first}); keep one"
                 )
             seen[key] = line
         return super().construct_mapping(node, deep=deep)

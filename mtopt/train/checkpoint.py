@@ -135,6 +135,18 @@ def _why_unreadable(exc: BaseException) -> str:
     return "the file is damaged or not a torch checkpoint"
 
 
+def _legacy(p: Path) -> bool:
+    """Whether ``p`` is in torch's pre-1.6 format (a bare pickle, not a zip archive)."""
+    import zipfile
+
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(2)
+        return head == b"\x80\x02" and not zipfile.is_zipfile(p)
+    except OSError:
+        return False
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint written by :func:`save_checkpoint` (no pickle code is executed)."""
     p = Path(path)
@@ -143,9 +155,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         raw = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # every failure of a foreign / damaged file is bad input
+        why = "torch's legacy (non-zip) format" if _legacy(p) else _why_unreadable(exc)
         raise InputError(
-            f"{p}: not a readable mtopt checkpoint ({_why_unreadable(exc)}); delete it or "
-            "resume from another run"
+            f"{p}: not a readable mtopt checkpoint ({why}); delete it or resume from another run"
         ) from None
     if not isinstance(raw, dict):
         raise InputError(f"{p}: not an mtopt checkpoint (expected a dict)")
