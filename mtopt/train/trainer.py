@@ -52,6 +52,7 @@ from mtopt.errors import InputError, RunError
 from mtopt.io import atomic_write_json, atomic_write_text
 from mtopt.train import build, rundir
 from mtopt.train.checkpoint import check_training_checkpoint, load_checkpoint
+from mtopt.train.divergence import DIVERGENCE_FACTOR, Divergence
 from mtopt.train.evaluation import Evaluation
 from mtopt.train.metrics import Accumulator, RunningStats, to_device
 from mtopt.train.sharding import RankSharding
@@ -60,9 +61,6 @@ from mtopt.train.steplog import StepLogging
 from mtopt.train.validate import check_train_split
 
 __all__ = ["DIVERGENCE_FACTOR", "Trainer", "train"]
-
-#: a joint loss above this factor × max(|the run's first joint loss|, 1) counts as divergence
-DIVERGENCE_FACTOR = 1e6
 
 #: names that moved out of this module (kept here for one release, with a DeprecationWarning)
 __getattr__, _ = moved(
@@ -78,7 +76,7 @@ __getattr__, _ = moved(
 )
 
 
-class Trainer(CheckpointState, Evaluation, RankSharding, StepLogging):
+class Trainer(CheckpointState, Divergence, Evaluation, RankSharding, StepLogging):
     """Runs one recipe into one output folder (see the module docstring).
 
     Args:
@@ -384,39 +382,6 @@ class Trainer(CheckpointState, Evaluation, RankSharding, StepLogging):
             self._evaluate()
         self._checkpoint()
         self._tick()
-
-    def _check_losses(self, losses: list[torch.Tensor]) -> None:
-        vals = torch.stack([x.detach().float() for x in losses])
-        if bool(torch.isfinite(vals).all()):
-            return
-        bad = [
-            f"{t}={float(v)}" for t, v in zip(self.tasks, vals.cpu()) if not math.isfinite(float(v))
-        ]
-        raise RunError(
-            f"step {self.step + 1} (epoch {self.epoch + 1}, batch {self.batch_in_epoch + 1}): "
-            f"non-finite loss ({', '.join(bad)}); training stopped before this step; "
-            f"{self._kept()} (lower optimizer.lr, or check the data and the method)"
-        )
-
-    def _check_divergence(self, loss: float) -> None:
-        """The divergence policy (docs/errors.md): a non-finite joint loss, or one above
-        :data:`DIVERGENCE_FACTOR` × max(|first joint loss|, 1), stops the run (exit 1)."""
-        where = f"step {self.step} (epoch {self.epoch + 1})"
-        if not math.isfinite(loss):
-            raise RunError(
-                f"{where}: the method's joint loss is {loss}; training stopped; {self._kept()} "
-                "(lower optimizer.lr, or check the data and the method)"
-            )
-        if self.first_loss is None:
-            self.first_loss = abs(loss)
-            return
-        limit = DIVERGENCE_FACTOR * max(self.first_loss, 1.0)
-        if abs(loss) > limit:
-            raise RunError(
-                f"{where}: training diverged: the joint loss {loss:.3g} exceeds "
-                f"{DIVERGENCE_FACTOR:.0e} × its first value ({self.first_loss:.3g}); training "
-                f"stopped; {self._kept()} (lower optimizer.lr)"
-            )
 
 
 def train(
