@@ -121,10 +121,10 @@ class OptimizerSection(_Section):
     """``optimizer``: the base optimiser (the PUB paper's defaults) and the batch size."""
 
     name: Literal[OPTIMIZER_NAMES] = "adam"  # type: ignore[valid-type]
-    lr: float = Field(default=1e-3, gt=0)
-    weight_decay: float = Field(default=1e-6, ge=0)
+    lr: float = Field(default=1e-3, gt=0, allow_inf_nan=False)
+    weight_decay: float = Field(default=1e-6, ge=0, allow_inf_nan=False)
     betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = Field(default=1e-8, gt=0)
+    eps: float = Field(default=1e-8, gt=0, allow_inf_nan=False)
     batch_size: int = Field(default=4096, ge=1)
     extra: dict[str, Any] = Field(default_factory=dict)
 
@@ -276,13 +276,40 @@ def _format_validation_error(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+class _DuplicateKeyError(yaml.YAMLError):
+    pass
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (PyYAML would keep
+    the last value silently)."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: the base class reports it
+                continue
+            if first is not None:
+                raise _DuplicateKeyError(
+                    f"duplicate key {key!r} at line {line} (first given at line {first}); keep one"
+                )
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_recipe_file(path: str | Path) -> dict[str, Any]:
     """Read a recipe YAML file (``yaml.safe_load``) into a dict; InputError on any problem."""
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{path}: no such recipe file (check the path; see recipes/)")
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+        raw = yaml.load(p.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506
+    except _DuplicateKeyError as exc:
+        raise InputError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -290,8 +317,11 @@ def read_recipe_file(path: str | Path) -> dict[str, Any]:
         raise InputError(f"{path}: not valid YAML{where}: {problem}") from None
     except UnicodeDecodeError:
         raise InputError(f"{path}: not a UTF-8 text file") from None
-    if raw is None:
-        raw = {}
+    if raw is None or raw == {}:
+        raise InputError(
+            f"{path}: empty recipe; a recipe names at least its data, model and method (see "
+            "recipes/quickstart.yaml and docs/recipes.md)"
+        )
     if not isinstance(raw, dict):
         raise InputError(
             f"{path}: a recipe is a YAML mapping with sections data, model, method, optimizer, "

@@ -10,14 +10,24 @@ from pathlib import Path
 from typing import Any
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | os.PathLike, writer: Callable[[Any], None], mode: str = "w") -> Path:
     """Write ``path`` atomically: ``writer(fileobj)`` fills a temp file in the same folder,
     which is fsync'ed and then renamed over ``path``. On error the temp file is removed and any
-    previous ``path`` is left untouched."""
+    previous ``path`` is left untouched. The file's mode follows the umask (0644 under 022).
+    A process killed mid-write leaves ``.<name>.<random>.tmp``; whoever owns ``path`` removes
+    such files (e.g. :class:`mtopt.train.rundir.RunFolder`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        if hasattr(os, "fchmod"):  # mkstemp makes 0600; a written file follows the umask
+            os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, mode) as fh:
             writer(fh)
             fh.flush()

@@ -131,8 +131,9 @@ class Registry:
         self._ensure_plugins()
         found = self._entries.get(kind, {}).get(normalize(name))
         if found is None:
-            known = ", ".join(self.names(kind))
-            raise UnknownNameError(f"unknown {kind} {name!r} (known: {known})")
+            names = self.names(kind)
+            hint = _suggest(name, names)
+            raise UnknownNameError(f"unknown {kind} {name!r}{hint} (known: {', '.join(names)})")
         return found
 
     def get(self, kind: str, name: str) -> Any:
@@ -143,6 +144,17 @@ class Registry:
         """Whether ``name`` is registered for ``kind``."""
         self._ensure_plugins()
         return normalize(name) in self._entries.get(kind, {})
+
+
+def _suggest(name: str, names: list[str]) -> str:
+    """``"; did you mean 'newton'?"`` for the closest registered name(s), else ``""``."""
+    import difflib
+
+    by_key = {normalize(n): n for n in names}
+    close = difflib.get_close_matches(normalize(name), list(by_key), n=2, cutoff=0.6)
+    if not close:
+        return ""
+    return "; did you mean " + " or ".join(repr(by_key[c]) for c in close) + "?"
 
 
 registry = Registry(catalog.ROWS)

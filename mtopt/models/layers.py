@@ -32,14 +32,21 @@ def check_options(kind: str, name: str, given: dict[str, Any], known: Sequence[s
 
 def positive_int(field: str, value: Any, minimum: int = 1) -> int:
     """``value`` as an int ``>= minimum``, else :class:`InputError` naming ``model.<field>``."""
-    if isinstance(value, bool) or int(value) != value or value < minimum:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or int(value) != value
+        or value < minimum
+    ):
         raise InputError(f"model.{field}: expected an integer >= {minimum}, got {value!r}")
     return int(value)
 
 
 def int_list(field: str, value: Any, allow_empty: bool = True) -> list[int]:
     """A list of positive ints (a single int is a one-element list)."""
-    values = [value] if isinstance(value, int) and not isinstance(value, bool) else list(value)
+    if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
+        value = [value]  # a single value (positive_int says what is wrong with it)
+    values = list(value)
     if not values and not allow_empty:
         raise InputError(f"model.{field}: expected at least one width")
     return [positive_int(field, v) for v in values]

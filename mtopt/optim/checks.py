@@ -78,7 +78,14 @@ def split_params(
     to the task-specific step and ``row_wise`` tables out of the dense D."""
     if isinstance(task_params, torch.Tensor) or not isinstance(task_params, Sequence):
         raise InputError("task_params: pass a list with one iterable of parameters per task")
-    shared = [p for p in shared_params if p.requires_grad]
+    given, row_wise = list(shared_params), list(row_wise)
+    shared = [p for p in given if p.requires_grad]
+    if given and not shared:
+        raise InputError(
+            f"shared_params: all {len(given)} shared parameters are frozen "
+            "(requires_grad=False), so there is nothing to balance; unfreeze at least one "
+            "shared parameter, or train the task-specific parameters with a plain optimizer"
+        )
     tasks = [[p for p in ps if p.requires_grad] for ps in task_params]
     if not tasks:
         raise InputError("task_params: need one entry (possibly empty) per task, got none")

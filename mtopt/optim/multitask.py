@@ -202,6 +202,12 @@ class MultiTaskUpdate(torch.optim.Optimizer):
         for i, L in enumerate(losses):
             if not isinstance(L, torch.Tensor) or L.numel() != 1:
                 raise InputError(f"losses[{i}]: expected a scalar tensor")
+        if not any(L.requires_grad for L in losses):
+            raise InputError(
+                "losses: none of the task losses is attached to the autograd graph "
+                "(requires_grad=False: computed under torch.no_grad(), or detached); compute "
+                "them from the model's outputs with gradients enabled"
+            )
         self._calls += 1
         self._steps += 1
         grp = self.param_groups[0]

@@ -20,6 +20,7 @@ from mtopt.config import Recipe
 from mtopt.errors import InputError, RunError
 from mtopt.train.checkpoint import seed_everything
 from mtopt.train.components import resolve_components
+from mtopt.train.validate import check_vocab, dataset_kwargs
 
 _SECTIONS = ("data.", "model.", "method.", "optimizer.", "train.", "output.")
 
@@ -36,10 +37,13 @@ def build_components(
 
     found = resolve_components(recipe, source)  # every name, once
     seed = recipe.train.seed
+    section = "data"  # the section whose component is being built (for errors)
     try:
         seed_everything(seed)
-        dataset = found.dataset.load()(**recipe.data.kwargs())
+        dataset = found.dataset.load()(**dataset_kwargs(recipe))
+        check_vocab(dataset, recipe, source)  # before the model sizes its tables
         seed_everything(seed)  # model init independent of how much RNG the dataset used
+        section = "model"
         model = found.backbone.load()(dataset.schema, **recipe.model.kwargs())
         model.to(device)
         try:
@@ -48,6 +52,7 @@ def build_components(
             raise RunError(
                 f"backbone {recipe.model.name!r}: bad shared/task split: {exc}"
             ) from None
+        section = "method"
         method = found.method.load()(
             model,
             recipe.optimizer.to_optimizer_config(),
@@ -66,17 +71,18 @@ def build_components(
                 ("method", recipe.method.kwargs()),
                 ("model", recipe.model.kwargs()),
                 ("data", recipe.data.kwargs()),
+                ("optimizer", recipe.optimizer.model_dump()),
             )
             if key in kw
         ]
         if len(owners) == 1:
             raise type(exc)(f"{source}: {owners[0]}.{msg}") from None
         raise
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         # a factory taking **kwargs that forwards them to a fixed signature
         m = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
-        if m is None:
-            raise
+        if m is None:  # a value of the wrong type that the component's own checks missed
+            raise _bad_value(exc, recipe, section, source) from None
         key = m.group(1)
         section = next(
             (
@@ -103,6 +109,17 @@ def build_components(
             "(see docs/recipes.md and the component's documentation)"
         ) from None
     return dataset, model, method
+
+
+def _bad_value(exc: Exception, recipe: Recipe, section: str, source: str) -> InputError:
+    """An :class:`InputError` naming the section whose component rejected an option value."""
+    name = getattr(recipe, section).name
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return InputError(
+        f"{source}: {section}: {section} {name!r} cannot be built from its options "
+        f"({type(exc).__name__}: {first}); check the types and values of the {section}.* "
+        "fields (docs/recipes.md)"
+    )
 
 
 def embedding_kwargs(recipe: Recipe, model: Any, source: str = "recipe") -> dict[str, Any]:

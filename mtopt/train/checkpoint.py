@@ -75,10 +75,76 @@ def decode(obj: Any) -> Any:
     return obj
 
 
+class _Writes:
+    """A file object that remembers the first :class:`OSError` of its writes (torch wraps it
+    into a ``RuntimeError`` that hides the errno: disk full, file too large)."""
+
+    def __init__(self, fh: Any) -> None:
+        self.fh = fh
+        self.error: OSError | None = None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self.fh.write(data)
+        except OSError as exc:
+            self.error = self.error or exc
+            raise
+
+    def flush(self) -> None:
+        self.fh.flush()
+
+
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
-    """Encode ``state`` and write it atomically to ``path``."""
+    """Encode ``state`` and write it atomically to ``path`` (an :class:`OSError` naming
+    ``path`` when the disk refuses; the previous file is then left as it was)."""
     payload = encode(state)
-    return atomic_write(path, lambda fh: torch.save(payload, fh), mode="wb")
+
+    def write(fh: Any) -> None:
+        w = _Writes(fh)
+        try:
+            torch.save(payload, w)
+        except RuntimeError:
+            if w.error is not None:
+                raise OSError(w.error.errno, w.error.strerror, str(path)) from None
+            raise
+
+    try:
+        return atomic_write(path, write, mode="wb")
+    except OSError as exc:
+        if exc.filename is None:
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
+        raise
+
+
+#: the keys of a training checkpoint (``last.pt``) the trainer reads
+CHECKPOINT_KEYS = ("format", "recipe", "model", "method", "rng", "position", "trainer")
+
+
+def _why_unreadable(exc: BaseException) -> str:
+    """A short reason, in our words (never torch's advice to load with ``weights_only=False``)."""
+    text = str(exc)
+    if "Weights only load failed" in text or isinstance(exc, pickle.UnpicklingError):
+        return (
+            "it holds objects that a safe (weights-only) load refuses: not written by mtopt, "
+            "or altered"
+        )
+    if isinstance(exc, EOFError) or "unexpected EOF" in text or "truncated" in text.lower():
+        return "the file is truncated"
+    if "zip archive" in text or "central directory" in text or "invalid load key" in text:
+        return "the file is damaged or not a torch checkpoint"
+    return "the file is damaged or not a torch checkpoint"
+
+
+def _legacy(p: Path) -> bool:
+    """Whether ``p`` is in torch's pre-1.6 format (a bare pickle, not a zip archive)."""
+    import zipfile
+
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(2)
+        return head == b"\x80\x02" and not zipfile.is_zipfile(p)
+    except OSError:
+        return False
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -88,14 +154,26 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise InputError(f"{p}: no such checkpoint")
     try:
         raw = torch.load(p, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    except Exception as exc:  # every failure of a foreign / damaged file is bad input
+        why = "torch's legacy (non-zip) format" if _legacy(p) else _why_unreadable(exc)
         raise InputError(
-            f"{p}: not a readable mtopt checkpoint ({first}); delete it or resume from another run"
+            f"{p}: not a readable mtopt checkpoint ({why}); delete it or resume from another run"
         ) from None
     if not isinstance(raw, dict):
         raise InputError(f"{p}: not an mtopt checkpoint (expected a dict)")
     return decode(raw)
+
+
+def check_training_checkpoint(ckpt: dict[str, Any], path: str | Path, fmt: str) -> None:
+    """``ckpt`` is a complete training checkpoint of format ``fmt``."""
+    if ckpt.get("format") != fmt:
+        raise InputError(f"{path}: not an mtopt training checkpoint")
+    missing = [k for k in CHECKPOINT_KEYS if k not in ckpt]
+    if missing or not isinstance(ckpt.get("recipe"), dict):
+        raise InputError(
+            f"{path}: an incomplete mtopt checkpoint (missing {', '.join(missing) or 'recipe'}); "
+            "delete it or resume from another run"
+        )
 
 
 # --------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from mtopt.config import Recipe
 from mtopt.errors import InputError, UnknownNameError
 from mtopt.registry import Entry, registry
 from mtopt.solvers.backends import Backend
+from mtopt.train.validate import dataset_kwargs, max_vocab
 
 
 @dataclass
@@ -110,7 +111,8 @@ def resolve_components(recipe: Recipe, source: str = "recipe") -> Components:
         names = [umm] if isinstance(umm, str) else list(umm)
         found = [_lookup("umm", u, source, "method.umm").load() for u in names]
         out.umm = found[0] if isinstance(umm, str) else found
-    _check_kwargs(ds.load(), recipe.data.kwargs(), 0, source, "data", f"dataset {ds.name!r}")
+    _check_kwargs(ds.load(), dataset_kwargs(recipe), 0, source, "data", f"dataset {ds.name!r}")
+    max_vocab(recipe, source)
     _check_kwargs(bb.load(), recipe.model.kwargs(), 1, source, "model", f"backbone {bb.name!r}")
     _check_kwargs(me.load(), recipe.method.kwargs(), 2, source, "method", f"method {me.name!r}")
     return out

@@ -5,7 +5,9 @@ for the folder's files)."""
 from __future__ import annotations
 
 import math
+import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +16,58 @@ from mtopt.errors import InputError
 
 #: recipe fields that may differ between a checkpoint and the recipe that resumes it
 RESUMABLE_CHANGES = ("train.epochs", "train.steps", "train.threads", "train.dist_timeout")
-#: files a run owns in its output folder (removed by ``overwrite=True``)
+#: files a run owns in its output folder (``overwrite=True`` replaces exactly these)
 RUN_FILES = ("steps.csv", "metrics.csv", "summary.json", "recipe.yaml")
 RUN_DIRS = ("checkpoints", "plots", "tensorboard")
+#: the files a run writes inside :data:`RUN_DIRS` (``tensorboard/``: its event files)
+RUN_DIR_FILES = {
+    "checkpoints": ("last.pt", "best.pt"),
+    "plots": ("loss.png", "auc.png", "alpha.png"),
+}
+#: the hidden folder an old run is moved into while ``overwrite=True`` starts the new one
+ASIDE_PREFIX = ".mtopt-replaced-"
 
 
-def prepare_dir(out: Path, resume: bool, overwrite: bool) -> None:
-    """Check ``out`` for ``resume`` / a fresh run; with ``overwrite`` remove the old run's files."""
+def _own_files(out: Path) -> list[Path]:
+    """The files of a run in ``out`` (relative paths), existing ones only."""
+    found = [Path(n) for n in RUN_FILES if (out / n).is_file()]
+    for d, names in RUN_DIR_FILES.items():
+        found += [Path(d, n) for n in names if (out / d / n).is_file()]
+    tb = out / "tensorboard"
+    if tb.is_dir():
+        found += [p.relative_to(out) for p in tb.glob("events.out.tfevents.*") if p.is_file()]
+    return found
+
+
+def _stale_tmp(out: Path) -> list[Path]:
+    """Temporary files of this module's atomic writes (:func:`mtopt.io.atomic_write`) that a
+    killed process left behind: ``.<run file>.<random>.tmp``."""
+    found = []
+    for d, names in (("", RUN_FILES), *RUN_DIR_FILES.items()):
+        folder = out / d
+        if folder.is_dir():
+            for n in names:
+                found += [p for p in folder.glob(f".{n}.*.tmp") if p.is_file()]
+    return found
+
+
+def _writable_place(path: Path, label: str) -> None:
+    """``path`` is or can become a folder that this process can write into."""
+    p = path
+    while not p.exists():
+        if p.parent == p:
+            break
+        p = p.parent
+    if p.exists() and not p.is_dir():
+        what = "is a file" if p == path else f"lies under {p}, which is a file"
+        raise InputError(f"{label}: {path} {what}, not a folder; choose another out_dir")
+    if p.exists() and not os.access(p, os.W_OK | os.X_OK):
+        raise InputError(f"{label}: {p} is not writable; choose another out_dir")
+
+
+def check_dir(out: Path, resume: bool, overwrite: bool) -> None:
+    """Everything :func:`prepare_dir` will need, checked without changing the disk."""
+    _writable_place(out, "out_dir")
     last = out / "checkpoints" / "last.pt"
     if resume:
         if not last.is_file():
@@ -28,19 +75,97 @@ def prepare_dir(out: Path, resume: bool, overwrite: bool) -> None:
                 f"resume: no checkpoint to resume from ({last} is missing); start the run "
                 "without resuming"
             )
+        _writable_place(out / "checkpoints", "out_dir")
         return
-    if last.exists() or (out / "summary.json").exists():
-        if not overwrite:
-            raise InputError(
-                f"out_dir: {out} already holds a run; pass resume=True to continue it, "
-                "overwrite=True to replace it, or another out_dir"
-            )
-        for name in RUN_FILES:
-            (out / name).unlink(missing_ok=True)
-        for name in RUN_DIRS:
-            if (out / name).is_dir():
-                shutil.rmtree(out / name)
-    out.mkdir(parents=True, exist_ok=True)
+    if (last.exists() or (out / "summary.json").exists()) and not overwrite:
+        raise InputError(
+            f"out_dir: {out} already holds a run; pass resume=True to continue it, "
+            "overwrite=True to replace it, or another out_dir"
+        )
+    for d in RUN_DIRS:
+        if (out / d).exists() and not (out / d).is_dir():
+            raise InputError(f"out_dir: {out / d} is a file where the run writes a folder")
+
+
+class RunFolder:
+    """The disk side of a run's output folder, changed only after :func:`check_dir` and the
+    whole run were validated.
+
+    :meth:`prepare` creates the folder, removes stale temporary files and, with ``overwrite``,
+    moves the old run's own files into a hidden folder. :meth:`commit` (called once the new run
+    has written its first checkpoint) deletes them; :meth:`rollback` (the new run failed first)
+    removes what the new run wrote, puts the old run back and removes a folder it created.
+    """
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.created: list[Path] = []
+        self.aside: Path | None = None
+        self.committed = False
+
+    def prepare(self, resume: bool, overwrite: bool) -> None:
+        out = self.out
+        missing = []
+        p = out
+        while not p.exists():
+            missing.append(p)
+            p = p.parent
+        out.mkdir(parents=True, exist_ok=True)
+        self.created = missing  # deepest first
+        for tmp in _stale_tmp(out):
+            tmp.unlink(missing_ok=True)
+        if resume:
+            self.committed = True  # the old run is the run: nothing to put back
+            return
+        old = _own_files(out)
+        if overwrite and old:
+            self.aside = Path(tempfile.mkdtemp(prefix=ASIDE_PREFIX, dir=out))
+            for rel in old:
+                (self.aside / rel).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(out / rel, self.aside / rel)
+
+    def commit(self) -> None:
+        """The new run has started well: delete the old run moved aside."""
+        if self.committed:
+            return
+        self.committed = True
+        if self.aside is not None:
+            shutil.rmtree(self.aside, ignore_errors=True)
+            self.aside = None
+
+    def rollback(self) -> None:
+        """Undo :meth:`prepare` (only before :meth:`commit`): the folder is as it was."""
+        if self.committed:
+            return
+        self.committed = True
+        out = self.out
+        for rel in _own_files(out):
+            (out / rel).unlink(missing_ok=True)
+        for tmp in _stale_tmp(out):
+            tmp.unlink(missing_ok=True)
+        if self.aside is not None:
+            for p in sorted(self.aside.rglob("*")):
+                if p.is_file():
+                    dest = out / p.relative_to(self.aside)
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(p, dest)
+            shutil.rmtree(self.aside, ignore_errors=True)
+        for d in RUN_DIRS:  # folders the new run created and left empty
+            if (out / d).is_dir() and not any((out / d).iterdir()):
+                (out / d).rmdir()
+        for p in self.created:  # deepest first
+            try:
+                p.rmdir()
+            except OSError:
+                break
+
+
+def prepare_dir(out: Path, resume: bool, overwrite: bool) -> RunFolder:
+    """Check ``out`` (:func:`check_dir`) and prepare it (:meth:`RunFolder.prepare`)."""
+    check_dir(out, resume, overwrite)
+    folder = RunFolder(out)
+    folder.prepare(resume, overwrite)
+    return folder
 
 
 def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

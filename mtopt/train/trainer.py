@@ -51,14 +51,16 @@ from mtopt.distributed import DistContext, attach, setup, shard_batch
 from mtopt.errors import InputError, RunError
 from mtopt.io import atomic_write_json, atomic_write_text
 from mtopt.train import build, rundir
-from mtopt.train.checkpoint import load_checkpoint
+from mtopt.train.checkpoint import check_training_checkpoint, load_checkpoint
+from mtopt.train.divergence import DIVERGENCE_FACTOR, Divergence
 from mtopt.train.evaluation import Evaluation
 from mtopt.train.metrics import Accumulator, RunningStats, to_device
 from mtopt.train.sharding import RankSharding
 from mtopt.train.state import CHECKPOINT_FORMAT, CheckpointState
 from mtopt.train.steplog import StepLogging
+from mtopt.train.validate import check_train_split
 
-__all__ = ["Trainer", "train"]
+__all__ = ["DIVERGENCE_FACTOR", "Trainer", "train"]
 
 #: names that moved out of this module (kept here for one release, with a DeprecationWarning)
 __getattr__, _ = moved(
@@ -74,7 +76,7 @@ __getattr__, _ = moved(
 )
 
 
-class Trainer(CheckpointState, Evaluation, RankSharding, StepLogging):
+class Trainer(CheckpointState, Divergence, Evaluation, RankSharding, StepLogging):
     """Runs one recipe into one output folder (see the module docstring).
 
     Args:
@@ -144,12 +146,39 @@ class Trainer(CheckpointState, Evaluation, RankSharding, StepLogging):
                     f"{self.source}: output.tensorboard: true needs the 'tensorboard' package "
                     "(pip install tensorboard), or set output.tensorboard: false"
                 ) from None
-        main = self.dist.is_main
-        self.dist.on_main(lambda: rundir.prepare_dir(self.out, resume, overwrite))
+        # ---- 1. validate the whole run; nothing on disk changes before it passed
+        ckpt = self._validate(resume, overwrite)
+        # ---- 2. the disk: folder, stale temporary files, the old run moved aside
+        self.folder = self.dist.on_main(lambda: rundir.prepare_dir(self.out, resume, overwrite))
+        folder = self.folder
+        try:
+            summary = self._train(ckpt, self.tasks)
+        except RunError:
+            # a failed fresh run keeps its record (summary.json "failed", the logs); a failed
+            # replacement puts the old run back unless it already wrote a checkpoint
+            if folder is not None and folder.aside is None:
+                folder.commit()
+            elif folder is not None:
+                folder.rollback()
+            raise
+        except BaseException:
+            if folder is not None:
+                folder.rollback()  # before the first checkpoint: the folder as it was
+            raise
+        if folder is not None:
+            folder.commit()
+        return summary
+
+    def _validate(self, resume: bool, overwrite: bool) -> dict[str, Any] | None:
+        """Everything that can be checked before the disk changes: the output folder, the
+        checkpoint to resume, the components built, the data against the model, the state
+        restored. Returns the checkpoint (``None`` for a fresh run)."""
+        r = self.recipe
+        self.folder: rundir.RunFolder | None = None
+        self.dist.on_main(lambda: rundir.check_dir(self.out, resume, overwrite))
         ckpt = load_checkpoint(self.ckpt_dir / "last.pt") if resume else None
         if ckpt is not None:
-            if ckpt.get("format") != CHECKPOINT_FORMAT:
-                raise InputError(f"{self.ckpt_dir / 'last.pt'}: not an mtopt training checkpoint")
+            check_training_checkpoint(ckpt, self.ckpt_dir / "last.pt", CHECKPOINT_FORMAT)
             rundir.check_resume_recipe(self.recipe, ckpt["recipe"], self.source)
 
         if self._components is not None:
@@ -157,6 +186,7 @@ class Trainer(CheckpointState, Evaluation, RankSharding, StepLogging):
         else:
             dataset, model, method = build.build_components(r, self.device, self.source)
         self.dataset, self.model, self.method = dataset, model, method
+        check_train_split(dataset, r, self.source, self.dist.world_size)
         if self.dist.enabled:
             self.dist.broadcast_module_(model)  # same seed → same init; make sure of it
             attach(method, self.dist)
@@ -180,10 +210,16 @@ class Trainer(CheckpointState, Evaluation, RankSharding, StepLogging):
         self.accum = Accumulator(n)
         self.alpha = [RunningStats() for _ in range(n)]
         self.status_counts: dict[str, int] = {}
+        self.first_loss: float | None = None
         if ckpt is not None:
-            self._restore(ckpt)
+            self._restore(ckpt, self.ckpt_dir / "last.pt")
         self.by_rank = self._rank_shard()
-        if ckpt is None and main:
+        return ckpt
+
+    def _train(self, ckpt: dict[str, Any] | None, tasks: list[str]) -> dict[str, Any]:
+        r = self.recipe
+        main = self.dist.is_main
+        if main:  # on resume: the recipe as continued (train.epochs / train.steps may change)
             atomic_write_text(self.out / "recipe.yaml", rundir.dump_yaml(r.to_dict()))
 
         self._open_logs(self.step if ckpt is not None else None)
@@ -282,6 +318,7 @@ class Trainer(CheckpointState, Evaluation, RankSharding, StepLogging):
             if self.batch_in_epoch:
                 it = itertools.islice(it, self.batch_in_epoch, None)
             epoch_finished = True
+            from_start, steps_before = self.batch_in_epoch == 0, self.step
             while (
                 tr.max_batches_per_epoch is None or self.batch_in_epoch < tr.max_batches_per_epoch
             ):
@@ -315,12 +352,7 @@ class Trainer(CheckpointState, Evaluation, RankSharding, StepLogging):
                 self.step += 1
                 self.batch_in_epoch += 1
                 self.samples += rows
-                if not math.isfinite(info.loss):
-                    raise RunError(
-                        f"step {self.step} (epoch {self.epoch + 1}): the method's joint loss is "
-                        f"{info.loss}; training stopped and the last good checkpoint "
-                        f"{self.ckpt_dir / 'last.pt'} was kept"
-                    )
+                self._check_divergence(info.loss)
                 self._log_step(info)
                 bar.update(1)
                 if self.step % 20 == 0:
@@ -334,6 +366,11 @@ class Trainer(CheckpointState, Evaluation, RankSharding, StepLogging):
                     epoch_finished = False
                     break
             bar.close()
+            if from_start and self.step == steps_before:  # never loop on an empty split
+                raise RunError(
+                    f"epoch {self.epoch + 1}: the training split gave no batch; check the data "
+                    f"({self.source}: data)"
+                )
             if epoch_finished:
                 self.method.end_epoch()  # e.g. DWA's per-epoch loss averages (window: null)
                 self.epoch += 1
@@ -345,20 +382,6 @@ class Trainer(CheckpointState, Evaluation, RankSharding, StepLogging):
             self._evaluate()
         self._checkpoint()
         self._tick()
-
-    def _check_losses(self, losses: list[torch.Tensor]) -> None:
-        vals = torch.stack([x.detach().float() for x in losses])
-        if bool(torch.isfinite(vals).all()):
-            return
-        bad = [
-            f"{t}={float(v)}" for t, v in zip(self.tasks, vals.cpu()) if not math.isfinite(float(v))
-        ]
-        raise RunError(
-            f"step {self.step + 1} (epoch {self.epoch + 1}, batch {self.batch_in_epoch + 1}): "
-            f"non-finite loss ({', '.join(bad)}); training stopped before this step, the last "
-            f"good checkpoint {self.ckpt_dir / 'last.pt'} was kept (lower optimizer.lr, or check "
-            "the data and the method)"
-        )
 
 
 def train(

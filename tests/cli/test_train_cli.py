@@ -60,7 +60,8 @@ def test_unknown_solver_exit_2_one_line(tmp_path: Path) -> None:
     )
     known = fresh.stdout.strip()
     assert lines == [
-        f"mtopt: error: {recipe}: method.solver: unknown solver 'newtn' (known: {known})"
+        f"mtopt: error: {recipe}: method.solver: unknown solver 'newtn'; did you mean "
+        f"'newton'? (known: {known})"
     ]
     assert "Traceback" not in res.stderr and not (tmp_path / "o").exists()
 

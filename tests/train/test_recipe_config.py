@@ -45,7 +45,9 @@ def test_unknown_solver_names_file_field_and_known(tmp_path: Path) -> None:
     with pytest.raises(InputError) as e:
         load_recipe(p)
     known = ", ".join(registry.names("solver"))
-    assert str(e.value) == f"{p}: method.solver: unknown solver 'newtn' (known: {known})"
+    assert str(e.value) == (
+        f"{p}: method.solver: unknown solver 'newtn'; did you mean 'newton'? (known: {known})"
+    )
 
 
 def test_solver_of_a_method_without_alpha_solver_is_its_own_option(tmp_path: Path) -> None:

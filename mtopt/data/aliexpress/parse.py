@@ -47,6 +47,9 @@ class CsvParsing:
 
         if not np.isfinite(dense).all():
             fail(~np.isfinite(dense), self.num_cols, "NaN or infinite value (impute or drop it)")
+        big = np.abs(dense) > np.finfo(np.float32).max  # the model computes in float32
+        if big.any():
+            fail(big, self.num_cols, "value overflows float32 (|x| > 3.4e38); rescale the column")
         bad = ~((labels == 0.0) | (labels == 1.0))
         if bad.any():
             r, c = np.argwhere(bad)[0]
