@@ -252,6 +252,7 @@ main()
         ("OSError(28, 'No space left on device', 'runs/x/summary.json')", 1, "free disk space"),
         ("__import__('mtopt.errors').errors.RunError('the run failed')", 1, "the run failed"),
         ("__import__('mtopt.errors').errors.InputError('x.yaml: bad\\nvalue')", 2, "bad value"),
+        ("KeyboardInterrupt()", 130, "interrupted; a run resumes from its last checkpoint"),
     ],
 )
 def test_main_turns_every_exception_into_one_line(
