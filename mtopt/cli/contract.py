@@ -84,16 +84,33 @@ def guarded(fn: Callable[[], Any]) -> None:
     """Run ``fn`` and turn any exception into one stderr line and the contract's exit code."""
     try:
         fn()
-    except SystemExit:
-        raise
+    except SystemExit as exit_:
+        interrupt = _interrupt_in(exit_)  # Typer turns Ctrl-C into Exit(130) and prints nothing
+        if interrupt is None:
+            raise
+        _report(interrupt)
     except BaseException as exc:  # noqa: BLE001 - the one place every exception ends up
-        code, message = describe(exc)
-        if debug() and not isinstance(exc, MtoptError):
-            import traceback
+        _report(exc)
 
-            traceback.print_exc()
-        from mtopt.cli.launch import report_worker_error
 
-        if not report_worker_error(message, code):  # --nproc worker: the parent prints it
-            print(f"mtopt: error: {message}", file=sys.stderr, flush=True)
-        sys.exit(code)
+def _interrupt_in(exc: BaseException) -> KeyboardInterrupt | None:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt):
+            return seen
+        seen = seen.__context__
+    return None
+
+
+def _report(exc: BaseException) -> None:
+    """Print the one line of ``exc`` (or hand it to the ``--nproc`` parent) and exit."""
+    code, message = describe(exc)
+    if debug() and not isinstance(exc, MtoptError):
+        import traceback
+
+        traceback.print_exception(exc)
+    from mtopt.cli.launch import report_worker_error
+
+    if not report_worker_error(message, code):  # --nproc worker: the parent prints it
+        print(f"mtopt: error: {message}", file=sys.stderr, flush=True)
+    sys.exit(code)
