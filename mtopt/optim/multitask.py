@@ -6,6 +6,9 @@ updates with the moments held constant (:mod:`~mtopt.optim.rules`), UMMs
 (:mod:`~mtopt.optim.umm`), row-wise tables (:mod:`~mtopt.optim.rows`), α from
 :class:`~mtopt.optim.balance.Balance` (a solve for PUB, fixed ones for AdaTask), then
 ``θ ← θ − lr·Dα`` and the moment feed; diagnostics from :mod:`~mtopt.optim.diagnostics`.
+
+(About 400 lines, one concept: the step chain of Algorithm 1 with the buffers it owns and
+their ``state_dict``; the pieces it composes already live in their own modules.)
 """
 
 from __future__ import annotations
