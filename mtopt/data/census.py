@@ -26,20 +26,19 @@ from __future__ import annotations
 
 import gzip
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
 
 from mtopt.data._util import (
-    array_batches,
     check_options,
     check_split_name,
-    epoch_rng,
     unit_hash,
 )
-from mtopt.data.base import MTDataset, Schema
+from mtopt.data.base import Schema
+from mtopt.data.memory import InMemoryDataset
 from mtopt.errors import InputError
 
 COLUMNS = [
@@ -115,7 +114,7 @@ def _income_label(value: str, path: Path, lineno: int) -> float:
     )
 
 
-class CensusIncome(MTDataset):
+class CensusIncome(InMemoryDataset):
     """UCI Census-Income (KDD) with the MMoE paper's tasks (see the module docstring).
 
     Ma, Zhao, Yi, Chen, Hong & Chi, "Modeling Task Relationships in Multi-task Learning with
@@ -226,16 +225,6 @@ class CensusIncome(MTDataset):
         """The in-memory arrays (``cat``, ``dense``, ``labels``) of ``split``."""
         check_split_name(split)
         return self._splits[split]
-
-    def num_rows(self, split: str) -> int | None:
-        return len(self.arrays(split)["labels"])
-
-    def batches(
-        self, split: str, batch_size: int, *, shuffle: bool = False, seed: int = 0, epoch: int = 0
-    ) -> Iterator[dict]:
-        """Batches of ``split``; shuffled by ``(seed, epoch, split)`` when ``shuffle``."""
-        rng = epoch_rng(seed, epoch, split) if shuffle else None
-        return array_batches(self.arrays(split), batch_size, shuffle=shuffle, rng=rng)
 
 
 # --------------------------------------------------------------------------- test data

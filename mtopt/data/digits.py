@@ -20,13 +20,14 @@ split draws ``n_<split>`` (left, right) pairs with replacement from its own pool
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from mtopt.data._util import array_batches, check_options, check_split_name, epoch_rng
-from mtopt.data.base import SPLITS, MTDataset, Schema
+from mtopt.data._util import check_options, check_split_name
+from mtopt.data.base import SPLITS, Schema
+from mtopt.data.memory import InMemoryDataset
 from mtopt.errors import InputError
 
 TASKS = {
@@ -35,10 +36,13 @@ TASKS = {
 }
 
 
-class MultiDigits(MTDataset):
+class MultiDigits(InMemoryDataset):
     """Two-digit images from scikit-learn's digits with binary left / right tasks (module
     docstring). Digits: Alpaydin & Kaynak, UCI Optical Recognition of Handwritten Digits, 1998,
     as bundled with scikit-learn."""
+
+    #: a batch holds the model inputs and labels (``digits`` and ``source`` stay in ``arrays``)
+    batch_keys = ("cat", "dense", "labels")
 
     def __init__(
         self,
@@ -108,22 +112,6 @@ class MultiDigits(MTDataset):
         indices of the two images in ``sklearn.datasets.load_digits()``)."""
         check_split_name(split)
         return self._splits[split]
-
-    def num_rows(self, split: str) -> int | None:
-        return len(self.arrays(split)["labels"])
-
-    def batches(
-        self, split: str, batch_size: int, *, shuffle: bool = False, seed: int = 0, epoch: int = 0
-    ) -> Iterator[dict]:
-        """Batches of ``split``; shuffled by ``(seed, epoch, split)`` when ``shuffle``."""
-        rng = epoch_rng(seed, epoch, split) if shuffle else None
-        a = self.arrays(split)
-        return array_batches(
-            {"cat": a["cat"], "dense": a["dense"], "labels": a["labels"]},
-            batch_size,
-            shuffle=shuffle,
-            rng=rng,
-        )
 
 
 _KNOWN = ["seed", "n_train", "n_val", "n_test", "task", "overlap", "noise", "pool_fractions"]

@@ -40,19 +40,18 @@ The closed-form helpers (task directions, loss-ratio inversion, intercept calibr
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from mtopt.data._util import (
-    array_batches,
     binary_entropy,
     check_options,
     check_split_name,
-    epoch_rng,
 )
-from mtopt.data.base import MTDataset, Schema
+from mtopt.data.base import Schema
+from mtopt.data.memory import InMemoryDataset
 from mtopt.data.synthetic_maths import (
     calibrate_intercept,
     conversion_rate_for_loss_ratio,
@@ -81,7 +80,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 _CALIBRATION_ROWS = 20000
 
 
-class SyntheticRanking(MTDataset):
+class SyntheticRanking(InMemoryDataset):
     """Seeded synthetic CTR / CTCVR ranking data (see the module docstring for the model).
 
     Task correlation follows the angle construction of Ma et al., "Modeling Task Relationships
@@ -366,15 +365,6 @@ class SyntheticRanking(MTDataset):
     def num_rows(self, split: str) -> int | None:
         check_split_name(split)
         return self.sizes[split]
-
-    def batches(
-        self, split: str, batch_size: int, *, shuffle: bool = False, seed: int = 0, epoch: int = 0
-    ) -> Iterator[dict]:
-        """Batches of ``split``; with ``shuffle`` the order is a permutation seeded by
-        ``(seed, epoch, split)`` — the same arguments always give the same batches."""
-        arrays = self.arrays(split)
-        rng = epoch_rng(seed, epoch, split) if shuffle else None
-        return array_batches(arrays, batch_size, shuffle=shuffle, rng=rng)
 
 
 _KNOWN = [
