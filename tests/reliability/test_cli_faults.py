@@ -11,6 +11,7 @@ import math
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,24 +19,26 @@ import pytest
 
 from mtopt.errors import InputError
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from conftest import run_cli  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "recipes" / "quickstart.yaml"
 CENSUS = ROOT / "recipes" / "census-income.yaml"
 
 
-def mtopt(*args: str, cwd: Path, timeout: float = 60, shell_prefix: str = "", env=None):  # noqa: ANN001, ANN201
-    """Run ``python -m mtopt ARGS`` in ``cwd`` (this tree first on the path)."""
-    environ = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
-    cmd = [sys.executable, "-m", "mtopt", *args]
-    if shell_prefix:  # e.g. "ulimit -f 1;"
-        cmd = ["bash", "-c", shell_prefix + " exec " + " ".join(_q(c) for c in cmd)]
-    return subprocess.run(
-        cmd, cwd=cwd, env=environ, capture_output=True, text=True, timeout=timeout
-    )
+@dataclass
+class _Done:
+    returncode: int
+    stdout: str
+    stderr: str
 
 
-def _q(text: str) -> str:
-    return "'" + text.replace("'", "'\\''") + "'"
+def mtopt(*args: str, cwd: Path, timeout: float = 60, fsize_kib: int | None = None, env=None):  # noqa: ANN001, ANN201
+    """Run ``mtopt ARGS`` in its own process in ``cwd`` (:func:`conftest.run_cli`: forked from
+    the warm fork server; ``fsize_kib``: ``ulimit -f``)."""
+    r = run_cli(*args, cwd=cwd, timeout=timeout, env=env, fsize_kib=fsize_kib)
+    return _Done(r.code, r.out, r.err)
 
 
 def snapshot(folder: Path) -> dict[str, str]:
@@ -162,7 +165,7 @@ def test_compare_unknown_solver_writes_nothing(work: Path) -> None:
 def test_compare_file_size_limit_is_one_line_and_leaves_no_temp_file(work: Path) -> None:
     res = mtopt(
         *_COMPARE[:-4], "--n", "2,3", "--instances", "20", "--solvers", "newton",
-        "--no-progress", "--out", "cmp", cwd=work, shell_prefix="ulimit -f 1;",
+        "--no-progress", "--out", "cmp", cwd=work, fsize_kib=1,
     )  # fmt: skip
     one_error(res, 1, "file size limit")
     assert not [p for p in work.rglob("*.tmp")]

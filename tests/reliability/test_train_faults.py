@@ -133,8 +133,7 @@ def test_out_file_with_resume_or_overwrite(tmp_path: Path, flag: str) -> None:
 @pytest.mark.skipif(sys.platform == "win32", reason="ulimit")
 def test_disk_full_on_a_fresh_run_leaves_nothing(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    sh = ("bash", "-c", 'ulimit -f 60; exec "$0" "$@"')
-    r = train("--out", str(out), prefix=sh)
+    r = train("--out", str(out), fsize_kib=60)
     assert_error(r, 1, "File too large")
     assert not out.exists()
 
@@ -142,8 +141,7 @@ def test_disk_full_on_a_fresh_run_leaves_nothing(tmp_path: Path) -> None:
 @pytest.mark.skipif(sys.platform == "win32", reason="ulimit")
 def test_disk_full_on_resume_keeps_the_checkpoint(run_copy: Path) -> None:
     last = snapshot(run_copy)["checkpoints/last.pt"]
-    sh = ("bash", "-c", 'ulimit -f 120; exec "$0" "$@"')
-    r = train("--out", str(run_copy), "--resume", "--set", "train.steps=4", prefix=sh)
+    r = train("--out", str(run_copy), "--resume", "--set", "train.steps=4", fsize_kib=120)
     assert_error(r, 1, "last.pt", "File too large")
     after = snapshot(run_copy)
     assert after["checkpoints/last.pt"] == last
@@ -277,7 +275,7 @@ def test_resume_updates_recipe_yaml(run_copy: Path) -> None:
 
 def test_outputs_follow_the_umask(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    r = train("--out", str(out), prefix=("sh", "-c", 'umask 027; exec "$0" "$@"'))
+    r = train("--out", str(out), umask=0o027)
     assert r.code == 0, r.err
     for rel in ("summary.json", "recipe.yaml", "checkpoints/last.pt"):
         assert mode_of(out / rel) == 0o640, rel
