@@ -35,6 +35,23 @@ def check_batch_size(batch_size: int) -> None:
         raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
 
 
+def dense_problem(dense: np.ndarray) -> tuple[int, int, str] | None:
+    """The first dense value the model cannot hold, as ``(row, column, problem)``, or ``None``.
+
+    Values must be finite and fit in float32, the model's dtype (``|x| <= 3.4e38``). The caller
+    names the file, the line and the column (:class:`InputError`).
+    """
+    bad = ~np.isfinite(dense)
+    problem = "NaN or infinite value (impute or drop it)"
+    if not bad.any():
+        bad = np.abs(dense) > np.finfo(np.float32).max  # the model computes in float32
+        problem = "value overflows float32 (|x| > 3.4e38); rescale the column"
+        if not bad.any():
+            return None
+    r, c = np.argwhere(bad)[0]
+    return int(r), int(c), problem
+
+
 def unit_hash(index: np.ndarray, seed: int) -> np.ndarray:
     """A seeded hash of integer row indices to floats uniform in ``[0, 1)`` (splitmix64).
 

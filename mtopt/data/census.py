@@ -35,6 +35,7 @@ import numpy as np
 from mtopt.data._util import (
     check_options,
     check_split_name,
+    dense_problem,
     unit_hash,
 )
 from mtopt.data.base import Schema
@@ -86,7 +87,12 @@ def _resolve(folder: Path, name: str) -> Path:
 
 def read_census_file(path: Path) -> list[list[str]]:
     """Rows of a census-income file as lists of 42 stripped strings (blank lines skipped)."""
-    rows = []
+    return _read_lines(path)[0]
+
+
+def _read_lines(path: Path) -> tuple[list[list[str]], list[int]]:
+    """:func:`read_census_file`, and the line number of each row in the file."""
+    rows, lines = [], []
     with _open_text(path) as fh:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
@@ -98,9 +104,10 @@ def read_census_file(path: Path) -> list[list[str]]:
                     f"got {len(fields)} (is this the UCI census-income file?)"
                 )
             rows.append(fields)
+            lines.append(lineno)
     if not rows:
         raise InputError(f"{path}: no data rows")
-    return rows
+    return rows, lines
 
 
 def _income_label(value: str, path: Path, lineno: int) -> float:
@@ -148,7 +155,8 @@ class CensusIncome(InMemoryDataset):
         if len(names) != 2:
             raise InputError(f"data.task_names: expected 2 names, got {names}")
         self.paths = {"train": _resolve(folder, train_file), "test": _resolve(folder, test_file)}
-        raw = {key: read_census_file(p) for key, p in self.paths.items()}
+        read = {key: _read_lines(p) for key, p in self.paths.items()}
+        raw = {key: rows for key, (rows, _) in read.items()}
         cat_idx = [COLUMNS.index(c) for c in CATEGORICAL]
         num_idx = [COLUMNS.index(c) for c in CONTINUOUS]
         vocab = [sorted({r[j] for r in raw["train"]}) for j in cat_idx]
@@ -172,9 +180,11 @@ class CensusIncome(InMemoryDataset):
                                 f"{p}: row {lineno}: column {name!r}: not a number: {r[j]!r}"
                             ) from None
                 raise
-            if not np.isfinite(dense).all():
-                r, c = np.argwhere(~np.isfinite(dense))[0]
-                raise InputError(f"{p}: row {r + 1}: column {CONTINUOUS[c]!r}: NaN or infinite")
+            bad = dense_problem(dense)  # before log1p and standardising, which would hide it
+            if bad is not None:
+                r, c, problem = bad
+                line = read[key][1][r]
+                raise InputError(f"{p}: line {line}: column {CONTINUOUS[c]!r}: {problem}")
             income = [_income_label(r[-1], p, i) for i, r in enumerate(rows, start=1)]
             married = COLUMNS.index("marital stat")
             never = [1.0 if r[married] == "Never married" else 0.0 for r in rows]

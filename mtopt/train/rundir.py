@@ -26,6 +26,8 @@ RUN_DIR_FILES = {
 }
 #: the hidden folder an old run is moved into while ``overwrite=True`` starts the new one
 ASIDE_PREFIX = ".mtopt-replaced-"
+#: the file written into that folder once every file of the old run is in it
+ASIDE_COMPLETE = ".complete"
 
 
 def _own_files(out: Path) -> list[Path]:
@@ -92,9 +94,11 @@ class RunFolder:
     whole run were validated.
 
     :meth:`prepare` creates the folder, removes stale temporary files and, with ``overwrite``,
-    moves the old run's own files into a hidden folder. :meth:`commit` (called once the new run
-    has written its first checkpoint) deletes them; :meth:`rollback` (the new run failed first)
-    removes what the new run wrote, puts the old run back and removes a folder it created.
+    moves the old run's own files into a hidden folder (marked :data:`ASIDE_COMPLETE` once they
+    are all there). :meth:`commit` (called once the new run has written its first checkpoint)
+    deletes them; :meth:`rollback` (the new run failed first) removes what the new run wrote,
+    puts the old run back and removes a folder it created. A process killed in between leaves
+    the hidden folder; :func:`recover` finishes the job at the next start.
     """
 
     def __init__(self, out: Path) -> None:
@@ -123,6 +127,7 @@ class RunFolder:
             for rel in old:
                 (self.aside / rel).parent.mkdir(parents=True, exist_ok=True)
                 os.replace(out / rel, self.aside / rel)
+            (self.aside / ASIDE_COMPLETE).touch()
 
     def commit(self) -> None:
         """The new run has started well: delete the old run moved aside."""
@@ -130,7 +135,7 @@ class RunFolder:
             return
         self.committed = True
         if self.aside is not None:
-            shutil.rmtree(self.aside, ignore_errors=True)
+            _discard(self.aside)
             self.aside = None
 
     def rollback(self) -> None:
@@ -139,17 +144,9 @@ class RunFolder:
             return
         self.committed = True
         out = self.out
-        for rel in _own_files(out):
-            (out / rel).unlink(missing_ok=True)
-        for tmp in _stale_tmp(out):
-            tmp.unlink(missing_ok=True)
+        _remove_run(out)
         if self.aside is not None:
-            for p in sorted(self.aside.rglob("*")):
-                if p.is_file():
-                    dest = out / p.relative_to(self.aside)
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    os.replace(p, dest)
-            shutil.rmtree(self.aside, ignore_errors=True)
+            _put_back(out, self.aside)
         for d in RUN_DIRS:  # folders the new run created and left empty
             if (out / d).is_dir() and not any((out / d).iterdir()):
                 (out / d).rmdir()
@@ -158,6 +155,77 @@ class RunFolder:
                 p.rmdir()
             except OSError:
                 break
+
+
+def _remove_run(out: Path) -> None:
+    """Delete the run's own files in ``out`` and its stale temporary files."""
+    for rel in _own_files(out):
+        (out / rel).unlink(missing_ok=True)
+    for tmp in _stale_tmp(out):
+        tmp.unlink(missing_ok=True)
+
+
+def _put_back(out: Path, aside: Path) -> None:
+    """Move the old run's files from ``aside`` back into ``out`` and remove ``aside``.
+
+    The marker goes first: a process killed in the middle leaves a folder without it, which
+    :func:`recover` completes the same way."""
+    (aside / ASIDE_COMPLETE).unlink(missing_ok=True)
+    for p in sorted(aside.rglob("*")):
+        if p.is_file():
+            dest = out / p.relative_to(aside)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(p, dest)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _discard(aside: Path) -> None:
+    """Delete the old run moved aside, its marker last (a folder left without the marker by a
+    killed process holds no file that :func:`recover` could put back)."""
+    marker = aside / ASIDE_COMPLETE
+    for p in aside.rglob("*"):
+        if p.is_file() and p != marker:
+            p.unlink(missing_ok=True)
+    marker.unlink(missing_ok=True)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def recover(out: Path) -> list[str]:
+    """Finish an ``overwrite=True`` that a killed process (``kill -9``) left half done, so
+    that ``out`` holds one run again; returns what was done, one message per hidden folder.
+
+    - The old run was moved aside completely (the folder holds :data:`ASIDE_COMPLETE`) and the
+      new run wrote ``checkpoints/last.pt``: the new run won; the old run is deleted.
+    - It was moved aside completely and the new run wrote no checkpoint: the new run's own
+      files are deleted and the old run is put back.
+    - It was moved aside only partly (killed while moving, or while putting it back): no file
+      of the new run exists yet; the rest of the old run is put back.
+    """
+    if not out.is_dir():
+        return []
+    notes = []
+    for aside in sorted(p for p in out.glob(ASIDE_PREFIX + "*") if p.is_dir()):
+        marker = aside / ASIDE_COMPLETE
+        old = [p.relative_to(aside) for p in aside.rglob("*") if p.is_file() and p != marker]
+        complete = marker.exists() or any((out / rel).exists() for rel in old)
+        what = f"out_dir: {out}: a replacement of the run there (overwrite) was interrupted"
+        if not old:
+            _discard(aside)  # nothing of the old run left to put back
+        elif complete and (out / "checkpoints" / "last.pt").is_file():
+            _discard(aside)
+            notes.append(
+                f"{what} after the new run's first checkpoint; the new run is kept and the "
+                f"previous run left in {aside.name} was deleted"
+            )
+        else:
+            if complete:
+                _remove_run(out)  # the interrupted new run's own files
+            _put_back(out, aside)
+            notes.append(
+                f"{what} before the new run's first checkpoint; the previous run was put back "
+                f"from {aside.name}"
+            )
+    return notes
 
 
 def prepare_dir(out: Path, resume: bool, overwrite: bool) -> RunFolder:

@@ -175,6 +175,9 @@ class Trainer(CheckpointState, Divergence, Evaluation, RankSharding, StepLogging
         restored. Returns the checkpoint (``None`` for a fresh run)."""
         r = self.recipe
         self.folder: rundir.RunFolder | None = None
+        # a replacement killed half way (kill -9): one run in the folder again, before the checks
+        for msg in self.dist.on_main(lambda: rundir.recover(self.out)) or []:
+            warnings.warn(msg, stacklevel=2)
         self.dist.on_main(lambda: rundir.check_dir(self.out, resume, overwrite))
         ckpt = load_checkpoint(self.ckpt_dir / "last.pt") if resume else None
         if ckpt is not None:

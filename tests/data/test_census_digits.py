@@ -89,6 +89,23 @@ def test_census_bad_input(tmp_path: Path, census_dir: Path) -> None:
         build(path=str(tmp_path), tasks=["x"])
 
 
+@pytest.mark.parametrize("column", ["age", "capital gains"])
+def test_census_value_overflowing_float32(tmp_path: Path, column: str) -> None:
+    """A dense value the model cannot hold names the file, the line (blank lines counted) and
+    the column, like the AliExpress reader; also in a log-scaled column (log1p would hide it)."""
+    folder = write_synthetic_census_files(tmp_path, 40, 20, seed=0)
+    path = folder / "census-income.data"
+    rows = _raw(path)
+    rows[6][COLUMNS.index(column)] = "1e40"
+    path.write_text("\n".join(", ".join(r) for r in rows[:3]) + "\n\n"
+                    + "\n".join(", ".join(r) for r in rows[3:]) + "\n")  # fmt: skip
+    build = registry.get("dataset", "census-income")
+    with pytest.raises(
+        InputError, match=rf"census-income.data: line 8: column '{column}': .*float32"
+    ):
+        build(path=str(folder))
+
+
 def test_digits_composition_labels_and_disjoint_pools() -> None:
     ds = registry.get("dataset", "multi-digits")(n_train=500, n_val=200, n_test=200, seed=1)
     s = ds.schema

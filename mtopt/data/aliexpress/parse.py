@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from mtopt.data._util import dense_problem
 from mtopt.data.aliexpress.index import CsvFile
 from mtopt.errors import InputError
 from mtopt.io import atomic_write
@@ -45,11 +46,12 @@ class CsvParsing:
             r, c = np.argwhere(mask)[0]
             raise InputError(f"{f.path}: line {first_line + r}: column {cols[c]}: {problem}")
 
-        if not np.isfinite(dense).all():
-            fail(~np.isfinite(dense), self.num_cols, "NaN or infinite value (impute or drop it)")
-        big = np.abs(dense) > np.finfo(np.float32).max  # the model computes in float32
-        if big.any():
-            fail(big, self.num_cols, "value overflows float32 (|x| > 3.4e38); rescale the column")
+        bad_dense = dense_problem(dense)
+        if bad_dense is not None:
+            r, c, problem = bad_dense
+            raise InputError(
+                f"{f.path}: line {first_line + r}: column {self.num_cols[c]}: {problem}"
+            )
         bad = ~((labels == 0.0) | (labels == 1.0))
         if bad.any():
             r, c = np.argwhere(bad)[0]
