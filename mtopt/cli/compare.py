@@ -16,6 +16,7 @@ FLAGS = {
     "scenarios": "--scenarios",
     "tol": "--tol",
     "solvers": "--solvers",
+    "ccp_conics": "--ccp-conic",
 }
 
 #: the files compare-solvers writes into --out
@@ -50,6 +51,12 @@ def compare_cmd(
         None, "--solvers", help="Comma-separated backends (default: every registered one)."
     ),
     tol: float = typer.Option(1e-6, "--tol", help="Residual that counts as ok."),
+    ccp_conic: str = typer.Option(
+        "ecos",
+        "--ccp-conic",
+        help="Conic solvers for ccp/ccp-raw, comma-separated (ecos, clarabel); each one "
+        "gives its own rows: ccp, ccp[clarabel].",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="tqdm progress bar."),
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace results already in the output folder."
@@ -71,12 +78,14 @@ def compare_cmd(
         seed=seed,
         solvers=names,
         tol=tol,
+        ccp_conics=[c.strip().lower() for c in ccp_conic.split(",") if c.strip()],
     )
     from mtopt.compare import backends
 
     try:
         config.check()
-        backends(config.solvers)  # unknown names: before the progress bar and any output
+        # unknown names: before the progress bar and any output
+        backends(config.solvers, config.ccp_conics)
     except UnknownNameError as exc:
         raise InputError(f"--solvers: {exc}; see `mtopt list solvers`") from None
     except InputError as exc:

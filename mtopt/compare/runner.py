@@ -10,6 +10,10 @@ excluding input validation, one-time compilation and the final certificate, whic
 
 Scenarios: :mod:`mtopt.compare.scenarios`.
 
+``ccp_conics`` runs the built-in CVXPY backends (``ccp``, ``ccp-raw``) once per conic solver
+(:mod:`mtopt.solvers.conic`), as separate rows: ``ccp`` (ECOS, the paper's and the default),
+``ccp[clarabel]``, ``ccp-raw[clarabel]``.
+
 A row *fails* when its status is not the expected one (``ok``; ``pareto_stationary`` for
 ``opposite``) or the backend raised (status ``error``; the exception text is kept in the
 summary). Nothing is swallowed silently.
@@ -27,6 +31,8 @@ from mtopt.compare.scenarios import SCENARIOS, make_gram
 from mtopt.errors import InputError
 
 REFERENCE = "ccp"
+#: the built-in backends that take the ``conic`` option
+CONIC_BACKENDS = ("ccp", "ccp-raw")
 ROW_KEYS = ("solver", "scenario", "n", "instance", "seconds", "residual", "status", "iterations")
 
 
@@ -41,6 +47,7 @@ class CompareConfig:
     seed: int = 0
     solvers: Sequence[str] | None = None
     tol: float = 1e-6
+    ccp_conics: Sequence[str] = ("ecos",)
 
     def check(self) -> None:
         """Raise :class:`InputError` for values that cannot run."""
@@ -57,24 +64,39 @@ class CompareConfig:
                 )
         if not (self.tol > 0 and math.isfinite(self.tol)):
             raise InputError("tol: must be a positive finite number")
+        from mtopt.solvers.conic import CONICS
+
+        bad = [c for c in self.ccp_conics if c not in CONICS]
+        if bad or not self.ccp_conics:
+            raise InputError(
+                f"ccp_conics: pick one or more of {', '.join(CONICS)}, got "
+                f"{', '.join(map(repr, bad)) or 'none'}"
+            )
 
 
 @dataclass
 class Backend:
-    """A registered solver as compare-solvers sees it."""
+    """A registered solver as compare-solvers sees it: ``name`` labels its rows, ``solver`` is
+    the registered name (when it differs, e.g. ``ccp[clarabel]``) and ``options`` go to every
+    solve."""
 
     name: str
     source: str
     heavy: bool
     min_n: int
     max_n: int | None
+    solver: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
 
     def accepts(self, n: int) -> bool:
         return n >= self.min_n and (self.max_n is None or n <= self.max_n)
 
 
-def backends(names: Sequence[str] | None = None) -> list[Backend]:
-    """Registered solvers (plugins included), optionally restricted to ``names``."""
+def backends(
+    names: Sequence[str] | None = None, ccp_conics: Sequence[str] = ("ecos",)
+) -> list[Backend]:
+    """Registered solvers (plugins included), optionally restricted to ``names``; the
+    built-in ``ccp``/``ccp-raw`` once per conic solver in ``ccp_conics``."""
     from mtopt.registry import registry
 
     entries = registry.entries("solver")
@@ -82,15 +104,20 @@ def backends(names: Sequence[str] | None = None) -> list[Backend]:
         entries = [registry.entry("solver", nm) for nm in names]
     out = []
     for e in entries:
-        out.append(
-            Backend(
-                e.name,
-                e.source,
-                bool(e.meta.get("heavy", False)),
-                int(e.meta.get("min_n", 1)),
-                None if e.meta.get("max_n") is None else int(e.meta["max_n"]),
+        per_conic = e.name in CONIC_BACKENDS and e.source == "mtopt"
+        for conic in ccp_conics if per_conic else ("",):
+            label = e.name if conic in ("", "ecos") else f"{e.name}[{conic}]"
+            out.append(
+                Backend(
+                    label,
+                    e.source,
+                    bool(e.meta.get("heavy", False)),
+                    int(e.meta.get("min_n", 1)),
+                    None if e.meta.get("max_n") is None else int(e.meta["max_n"]),
+                    e.name,
+                    {"conic": conic} if conic else {},
+                )
             )
-        )
     return out
 
 
@@ -124,13 +151,14 @@ def run(
 
     resolved: dict[str, SolverBackend] = {}
 
-    def backend(name: str) -> SolverBackend:
+    def backend(b: Backend) -> SolverBackend:
+        name = b.solver or b.name
         if name not in resolved:
             resolved[name] = SolverBackend.from_entry(registry.entry("solver", name))
         return resolved[name]
 
     config.check()
-    bks = backends(config.solvers)
+    bks = backends(config.solvers, config.ccp_conics)
     out = CompareRun(rows=[], backends=bks, config=config)
     t_start = time.perf_counter()
     ns = [int(n) for n in config.ns]
@@ -171,7 +199,7 @@ def run(
                     if (b.name, n) in refused:
                         continue
                     try:
-                        res = solve(G, backend(b.name), tol=config.tol, **_options(b))
+                        res = solve(G, backend(b), tol=config.tol, **_options(b))
                     except InputError as exc:
                         if k == 0:  # a backend without min_n/max_n meta refusing this n
                             refused.add((b.name, n))
@@ -206,6 +234,6 @@ def run(
 def _options(b: Backend) -> dict[str, Any]:
     # CCP cold starts (from 1, like newton): independent instances make a warm start from the
     # previous instance meaningless; in PUB both ccp and newton may be warm-started.
-    if b.name in ("ccp", "ccp-raw") and b.source == "mtopt":
-        return {"warm_start": False}
-    return {}
+    if (b.solver or b.name) in CONIC_BACKENDS and b.source == "mtopt":
+        return {"warm_start": False, **b.options}
+    return dict(b.options)

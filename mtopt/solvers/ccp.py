@@ -1,4 +1,5 @@
-"""The PUB paper's concave–convex procedure (CCP) in CVXPY with ECOS: backend ``ccp`` (and the
+"""The PUB paper's concave–convex procedure (CCP) in CVXPY (ECOS, or Clarabel with
+``conic="clarabel"``, see :mod:`mtopt.solvers.conic`): backend ``ccp`` (and the
 shared implementation of ``ccp-raw``, whose entry point and the authors'-procedure replica live
 in :mod:`mtopt.solvers.ccp_paper`).
 
@@ -17,7 +18,7 @@ Two registered variants (DESIGN §2.7), sharing one implementation:
 * ``ccp`` — the best CVXPY engineering of eq. (3)–(4) we have:
 
   - ``G`` and the linear objective ``c`` are cvxpy Parameters, so the problem is DPP and is
-    compiled once per ``n`` (and cone form) per process; the compile time is reported in
+    compiled once per ``n``, cone form and conic solver per process; the compile time is reported in
     ``SolveResult.compile_seconds`` and excluded from ``seconds``. Every later solve only
     re-applies the parameters (``problem.is_dpp()`` is asserted at compile time). ``c`` is
     computed in numpy from ``α⁽ᵗ⁾`` (``c(α)`` is not a DPP expression of an α Parameter).
@@ -62,7 +63,7 @@ Statuses: ``ok`` (residual ≤ tol); ``pareto_stationary`` when ECOS reports the
 (or the phase-I LP) infeasible — the set ``{α > 0 : αᵢ(Gα)ᵢ ≥ 1}`` is empty exactly when there
 is no solution; ``not_converged`` otherwise (including an ``unbounded`` subproblem, which can
 only be numerical here), with cvxpy's status in ``info``. Solver exceptions
-(``cvxpy.error.SolverError``) propagate. A missing ECOS raises
+(``cvxpy.error.SolverError``) propagate. A missing ECOS (or Clarabel, when chosen) raises
 :class:`~mtopt.errors.SolverUnavailableError` — never a silent fallback to equal weights.
 """
 
@@ -70,13 +71,13 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from mtopt.errors import InputError, SolverUnavailableError
+from mtopt.solvers import conic as conics
 from mtopt.solvers.base import DEFAULT_TOL, SolveResult, residual, unit_diagonal
 
 #: the paper's iteration cap
@@ -99,12 +100,10 @@ def check_size(n: int, name: str) -> None:
 
 CONES = ("soc", "exp")
 
-_ECOS_CHECKED = False
 
-
-def _import_cvxpy() -> Any:
-    """Import cvxpy and make sure ECOS is installed (cvxpy ≥ 1.6 no longer bundles it)."""
-    global _ECOS_CHECKED
+def _import_cvxpy(conic: str = "ecos") -> Any:
+    """Import cvxpy and make sure the conic solver is installed (cvxpy ≥ 1.6 no longer
+    bundles ECOS)."""
     try:
         import cvxpy as cp
     except ImportError as exc:  # pragma: no cover - cvxpy is a dependency
@@ -112,19 +111,14 @@ def _import_cvxpy() -> Any:
             f"solver: the ccp solvers need cvxpy ({exc}); install it with "
             "`pip install cvxpy ecos` or use solver='newton'"
         ) from None
-    if not _ECOS_CHECKED:
-        if "ECOS" not in cp.installed_solvers():
-            raise SolverUnavailableError(
-                "solver: the ccp solvers need the ECOS solver, which cvxpy >= 1.6 no longer "
-                "installs; install it with `pip install ecos` or use solver='newton'"
-            )
-        _ECOS_CHECKED = True
+    conics.require(cp, conic)
     return cp
 
 
 @dataclass
 class _Compiled:
-    """One DPP problem (and its lazily built phase-I LP) for a given n and cone form."""
+    """One DPP problem (and its lazily built phase-I LP) for a given n, cone form and conic
+    solver."""
 
     problem: Any
     alpha: Any
@@ -137,7 +131,8 @@ class _Compiled:
     last_alpha: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-_CACHE: dict[tuple[int, str], _Compiled] = {}
+#: compiled problems per (n, cone, conic solver)
+_CACHE: dict[tuple[int, str, str], _Compiled] = {}
 #: compiled problems of :mod:`mtopt.solvers.ccp_paper` (the authors' procedure), per n; kept
 #: here so that :func:`clear_cache` forgets both
 _AUTHORS: dict[int, Any] = {}
@@ -149,21 +144,14 @@ def clear_cache() -> None:
     _AUTHORS.clear()
 
 
-def _solve_quiet(problem: Any, options: dict[str, Any]) -> list[str]:
-    """``problem.solve`` with ECOS; returns cvxpy's warnings (e.g. inaccurate) as strings."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        problem.solve(solver="ECOS", **options)
-    return [str(w.message) for w in caught]
-
-
-def _compile(n: int, cone: str) -> tuple[_Compiled, float]:
-    """Return the compiled problem for (n, cone) and the compile seconds paid by this call."""
-    key = (n, cone)
+def _compile(n: int, cone: str, conic: str = "ecos") -> tuple[_Compiled, float]:
+    """Return the compiled problem for (n, cone, conic) and the compile seconds paid by this
+    call."""
+    key = (n, cone, conic)
     hit = _CACHE.get(key)
     if hit is not None:
         return hit, 0.0
-    cp = _import_cvxpy()
+    cp = _import_cvxpy(conic)
     t0 = time.perf_counter()
     a = cp.Variable(n, name="alpha")
     G = cp.Parameter((n, n), name="G")
@@ -179,18 +167,20 @@ def _compile(n: int, cone: str) -> tuple[_Compiled, float]:
     # first solve on a benign instance performs the (one-time) DPP compilation
     G.value = np.eye(n)
     c.value = np.full(n, 2.0)
-    _solve_quiet(problem, {})
+    conics.solve_quiet(problem, conic, {})
     comp = _Compiled(problem, a, G, c, time.perf_counter() - t0)
     _CACHE[key] = comp
     return comp, comp.compile_seconds
 
 
-def _phase1(comp: _Compiled, C: np.ndarray, options: dict[str, Any]) -> tuple[Any, float]:
+def _phase1(
+    comp: _Compiled, C: np.ndarray, conic: str, options: dict[str, Any]
+) -> tuple[Any, float]:
     """A point v ≥ 1 with Cv ≥ 1, or None when the LP is infeasible (no solution exists).
     Returns (v or None, compile seconds paid)."""
     paid = 0.0
     if comp.phase1 is None:
-        cp = _import_cvxpy()
+        cp = _import_cvxpy(conic)
         t0 = time.perf_counter()
         n = C.shape[0]
         v = cp.Variable(n, name="v")
@@ -199,11 +189,11 @@ def _phase1(comp: _Compiled, C: np.ndarray, options: dict[str, Any]) -> tuple[An
         if not lp.is_dpp():  # pragma: no cover
             raise RuntimeError("ccp: phase-I LP is not DPP")
         Gp.value = np.eye(n)
-        _solve_quiet(lp, {})
+        conics.solve_quiet(lp, conic, {})
         comp.phase1, comp.phase1_v, comp.phase1_G = lp, v, Gp
         paid = time.perf_counter() - t0
     comp.phase1_G.value = C
-    _solve_quiet(comp.phase1, options)
+    conics.solve_quiet(comp.phase1, conic, options)
     if comp.phase1.status in ("infeasible", "infeasible_inaccurate"):
         return None, paid
     v = comp.phase1_v.value
@@ -230,21 +220,23 @@ def _ccp(
     cone: str,
     warm_start: bool,
     phase1: bool,
+    conic: str,
+    conic_options: dict[str, Any] | None,
     ecos_options: dict[str, Any] | None,
 ) -> SolveResult:
     if cone not in CONES:
         raise InputError(f"cone: must be one of {CONES} ({name}), got {cone!r}")
+    conic = conics.check_conic(conic, name)
+    options = conics.settings(conic, conic_options, ecos_options)
     n = G.shape[0]
     check_size(n, name)
-    comp, compile_seconds = _compile(n, cone)
+    comp, compile_seconds = _compile(n, cone, conic)
     t0 = time.perf_counter()
     if scale:
         C, s = unit_diagonal(G)
     else:
         C, s = G, np.ones(n)
-    options = {"abstol": 1e-9, "reltol": 1e-9, "feastol": 1e-9, "max_iters": 200}
-    options.update(ecos_options or {})
-    info: dict[str, Any] = {"cone": cone, "scaled": scale, "phase1": phase1}
+    info: dict[str, Any] = {"cone": cone, "conic": conic, "scaled": scale, "phase1": phase1}
 
     # --- start: alpha0, else the previous α for this n, else 1; phase I if not in the domain
     candidates = []
@@ -277,7 +269,7 @@ def _ccp(
         if np.any(Cw0 == 0):
             first_c = np.ones(n)
     if w is None:
-        v, paid = _phase1(comp, C, options)
+        v, paid = _phase1(comp, C, conic, options)
         compile_seconds += paid
         t0 += paid
         info["start"] = "phase-1"
@@ -308,7 +300,7 @@ def _ccp(
         else:
             Cw = C @ w
             comp.c.value = 1.0 / w + C @ (1.0 / Cw)  # ∇Σφᵢ at the current iterate, eq. (4)
-        msgs = _solve_quiet(comp.problem, options)
+        msgs = conics.solve_quiet(comp.problem, conic, options)
         cv_status = comp.problem.status
         new = comp.alpha.value
         if cv_status in ("infeasible", "infeasible_inaccurate"):
@@ -322,7 +314,7 @@ def _ccp(
             break
         new = np.asarray(new, dtype=np.float64)
         if not np.all(np.isfinite(new)) or np.any(new <= 0):
-            status_note = f"ECOS returned a non-positive alpha at CCP iteration {it}"
+            status_note = f"{conic} returned a non-positive alpha at CCP iteration {it}"
             break
         phi_new = _sum_phi(C, new)
         r_new = residual(C, new)
@@ -354,9 +346,11 @@ def solve(
     cone: str = "soc",
     warm_start: bool = True,
     phase1: bool = True,
+    conic: str = "ecos",
+    conic_options: dict[str, Any] | None = None,
     ecos_options: dict[str, Any] | None = None,
 ) -> SolveResult:
-    """``ccp``: the paper's eq. (3)–(4) CCP in CVXPY/ECOS on the unit-diagonal ``C = SGS``.
+    """``ccp``: the paper's eq. (3)–(4) CCP in CVXPY (ECOS) on the unit-diagonal ``C = SGS``.
 
     Args:
         G: validated symmetric PSD float64 matrix with positive diagonal.
@@ -366,9 +360,12 @@ def solve(
         cone: ``"soc"`` (hyperbolic form, default) or ``"exp"`` (literal logs).
         warm_start: start from the previous α for this n when no ``alpha0`` is given.
         phase1: find a start in the domain by the phase-I LP when needed.
+        conic: the conic solver, ``"ecos"`` (the paper's, default) or ``"clarabel"``.
+        conic_options: overrides for its settings (:data:`mtopt.solvers.conic.DEFAULTS`).
         ecos_options: overrides for ECOS (``abstol``, ``reltol``, ``feastol``, ``max_iters``).
     """
     return _ccp(
         G, name="ccp", scale=True, tol=tol, alpha0=alpha0, max_iter=max_iter, cone=cone,
-        warm_start=warm_start, phase1=phase1, ecos_options=ecos_options,
+        warm_start=warm_start, phase1=phase1, conic=conic, conic_options=conic_options,
+        ecos_options=ecos_options,
     )  # fmt: skip

@@ -21,6 +21,7 @@ import numpy as np
 from mtopt.errors import InputError
 from mtopt.solvers.base import DEFAULT_TOL, SolveResult, residual
 from mtopt.solvers.ccp import _AUTHORS, MAX_ITER, _ccp, _import_cvxpy, check_size
+from mtopt.solvers.conic import check_conic
 
 __all__ = ["AUTHORS_ECOS", "AUTHORS_MAX_ITER", "PROCEDURES", "solve_raw"]
 
@@ -178,6 +179,8 @@ def solve_raw(
     cone: str = "soc",
     warm_start: bool = True,
     phase1: bool = True,
+    conic: str = "ecos",
+    conic_options: dict[str, Any] | None = None,
     ecos_options: dict[str, Any] | None = None,
     procedure: str = "paper",
 ) -> SolveResult:
@@ -188,11 +191,18 @@ def solve_raw(
     α solve of the authors' public code (:func:`_authors_procedure`: Frobenius-normalised
     ``G``, Nash-MTL-style subproblem recompiled every iteration, at most ``max_iter = 20``
     iterations, their stopping rules); ``cone``, ``warm_start`` and ``phase1`` do not apply
-    to it and ``ecos_options`` override its ``max_iters=100``. ``max_iter`` defaults to 200
-    (``"paper"``) or 20 (``"authors"``).
+    to it and ``ecos_options`` override its ``max_iters=100``; it runs on ECOS only (the
+    ``conic`` option, :mod:`mtopt.solvers.conic`, selects the solver of ``"paper"``).
+    ``max_iter`` defaults to 200 (``"paper"``) or 20 (``"authors"``).
     """
     if procedure not in PROCEDURES:
         raise InputError(f"procedure: must be one of {PROCEDURES} (ccp-raw), got {procedure!r}")
+    conic = check_conic(conic, "ccp-raw")
+    if procedure == "authors" and (conic != "ecos" or conic_options):
+        raise InputError(
+            "conic: procedure='authors' replicates the authors' code on ECOS only; "
+            f"got conic={conic!r}" + (" with conic_options" if conic_options else "")
+        )
     check_size(np.shape(G)[0], "ccp-raw")
     if procedure == "authors":
         return _authors_procedure(
@@ -202,5 +212,6 @@ def solve_raw(
     return _ccp(
         G, name="ccp-raw", scale=False, tol=tol, alpha0=alpha0,
         max_iter=MAX_ITER if max_iter is None else max_iter, cone=cone,
-        warm_start=warm_start, phase1=phase1, ecos_options=ecos_options,
+        warm_start=warm_start, phase1=phase1, conic=conic, conic_options=conic_options,
+        ecos_options=ecos_options,
     )  # fmt: skip

@@ -10,6 +10,7 @@ cvxpy = pytest.importorskip("cvxpy")
 
 import mtopt.solvers.ccp as ccp  # noqa: E402
 import mtopt.solvers.ccp_paper as ccp_paper  # noqa: E402
+import mtopt.solvers.conic as conic  # noqa: E402
 from mtopt.errors import InputError, SolverUnavailableError  # noqa: E402
 from mtopt.solvers import solve  # noqa: E402
 
@@ -51,7 +52,7 @@ def test_compiles_once_per_n_and_is_dpp():
     first = solve(G, "ccp")
     second = solve(_gram(3, 8), "ccp")
     assert first.compile_seconds > 0 and second.compile_seconds == 0
-    comp = ccp._CACHE[(3, "soc")]
+    comp = ccp._CACHE[(3, "soc", "ecos")]
     assert comp.problem.is_dpp()
     assert solve(_gram(4, 1), "ccp").compile_seconds > 0  # a new n compiles once
     exp_prob, _ = ccp._compile(3, "exp")
@@ -94,7 +95,7 @@ def test_missing_ecos_is_a_clear_error(monkeypatch):
     import cvxpy as cp
 
     ccp.clear_cache()
-    monkeypatch.setattr(ccp, "_ECOS_CHECKED", False)
+    monkeypatch.setattr(conic, "_CHECKED", set())
     monkeypatch.setattr(cp, "installed_solvers", lambda: ["CLARABEL", "SCS"])
     with pytest.raises(SolverUnavailableError, match="pip install ecos"):
         solve(_gram(2, 0), "ccp")
