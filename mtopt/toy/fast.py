@@ -8,15 +8,17 @@ aggregators' weights:
 
 * ``ls``: ``g₁ + g₂``;
 * ``mgda``: the min-norm weight ``w₁ = clip((G₂₂ − G₁₂)/(G₁₁ + G₂₂ − 2G₁₂), 0, 1)``;
+* ``imtl_g``: ``α₁ = A₁₂/(A₁₂ − A₁₁)`` with ``A₁ⱼ = G₂ⱼ/√G₂₂ − G₁ⱼ/√G₁₁`` (the one equation
+  of equal projections, with ``α₁ + α₂ = 1``; parallel gradients: the aggregator's solve);
 * ``pcgrad``: with two tasks each gradient has one other to project on, so the random order
   does not matter: ``c = (1 − G₁₂/G₁₁, 1 − G₁₂/G₂₂)`` when ``G₁₂ < 0``, else ``(1, 1)``.
 
 Adam is torch's single-tensor CPU Adam written out in float32 (``lerp`` and ``addcmul`` fused
-multiply-adds, bias corrections in float64, ``eps`` outside the square root). The test
+multiply-adds, bias corrections in float64, ``eps`` outside the square root, and torch's own
+float32 ``sqrt``, which is not always the correctly rounded one numpy gives); ``c @ J`` rounds
+each product to float32 before the sum, as torch's float32 matmul does. The test
 (tests/toy/test_toy_fast.py) checks final points and losses against the per-run path.
-IMTL-G, CAGrad, Nash-MTL, FAMO and PUB stay on the per-run path: their float32 trajectories
-were not reproduced to the last bit in the time available (IMTL-G's closed form already moved
-the start (0, 0), where the two gradients are parallel, by 2 float32 ulps in the first step).
+CAGrad, Nash-MTL, FAMO and PUB stay on the per-run path.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import numpy as np
 from mtopt.toy.problem import LOWER
 
 #: methods that run on the fast path
-FAST_METHODS: tuple[str, ...] = ("ls", "mgda", "pcgrad")
+FAST_METHODS: tuple[str, ...] = ("ls", "mgda", "pcgrad", "imtl_g")
 
 _F32 = np.float32
 
@@ -74,6 +76,13 @@ def _fma32(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
     return (a.astype(np.float64) * b + c).astype(_F32)
 
 
+def _sqrt32(v: np.ndarray) -> np.ndarray:
+    """torch's float32 ``sqrt`` (not always the correctly rounded one that numpy gives)."""
+    import torch
+
+    return torch.from_numpy(v).sqrt().numpy()
+
+
 def coefficients(method: str, G: np.ndarray) -> np.ndarray:
     """``[B, 2]`` float64 task weights of ``method`` for the Gram matrices ``G`` ``[B, 2, 2]``."""
     g11, g12, g22 = G[:, 0, 0], G[:, 0, 1], G[:, 1, 1]
@@ -86,6 +95,26 @@ def coefficients(method: str, G: np.ndarray) -> np.ndarray:
         w = np.where(g12 >= g11, 1.0, np.where(g12 >= g22, 0.0, w))
         w = np.where(np.maximum(g11, g22) <= 0.0, 0.5, w)
         return np.stack([w, 1.0 - w], axis=1)
+    if method == "imtl_g":
+        big = np.maximum(g11, g22)
+        live1, live2 = g11 > 1e-24 * big, g22 > 1e-24 * big
+        with np.errstate(divide="ignore", invalid="ignore"):
+            s1, s2 = 1.0 / np.sqrt(g11), 1.0 / np.sqrt(g22)
+            a11 = s2 * g12 - s1 * g11
+            a12 = s2 * g22 - s1 * g12
+            den = a12 - a11
+            out = np.stack([a12 / den, -a11 / den], axis=1)
+        out[~live2] = (1.0, 0.0)
+        out[~live1] = (0.0, 1.0)
+        out[big <= 0.0] = (0.5, 0.5)
+        # singular (parallel gradients): the aggregator's least-squares answer
+        bad = np.flatnonzero(~np.isfinite(out).all(axis=1))
+        if bad.size:
+            from mtopt.methods.aggregators.imtl import imtl_g_weights
+
+            for b in bad:
+                out[b] = imtl_g_weights(G[b])
+        return out
     if method == "pcgrad":
         c = np.ones((B, 2))
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -101,9 +130,9 @@ def direction(method: str, J32: np.ndarray) -> np.ndarray:
         return J32[:, 0] + J32[:, 1]
     J = J32.astype(np.float64)
     G = np.einsum("bik,bjk->bij", J, J)
-    c = coefficients(method, G).astype(_F32).astype(np.float64)
-    # c @ J in float32: the two exact products summed once, rounded once
-    return (c[:, 0:1] * J[:, 0] + c[:, 1:2] * J[:, 1]).astype(_F32)
+    c = coefficients(method, G).astype(_F32)
+    # c @ J as torch does it in float32: each product rounded, then the sum
+    return c[:, 0:1] * J32[:, 0] + c[:, 1:2] * J32[:, 1]
 
 
 def run_batch(
@@ -143,7 +172,7 @@ def run_batch(
         step = t + 1
         step_size = lr / (1.0 - b1**step)
         bc2 = (1.0 - b2**step) ** 0.5
-        denom = np.sqrt(v) / _F32(bc2) + e32
+        denom = _sqrt32(v) / _F32(bc2) + e32
         x = x + (_F32(-step_size) * m) / denom
         if progress is not None and (t + 1) % 1000 == 0:
             progress(B * (t + 1 - done))
