@@ -10,6 +10,7 @@ aggregators' weights:
 * ``mgda``: the min-norm weight ``w₁ = clip((G₂₂ − G₁₂)/(G₁₁ + G₂₂ − 2G₁₂), 0, 1)``;
 * ``imtl_g``: ``α₁ = A₁₂/(A₁₂ − A₁₁)`` with ``A₁ⱼ = G₂ⱼ/√G₂₂ − G₁ⱼ/√G₁₁`` (the one equation
   of equal projections, with ``α₁ + α₂ = 1``; parallel gradients: the aggregator's solve);
+* ``cagrad`` (c = 0.4, rescale = 1): the 1-D dual ``min_t F(t)`` in closed form (:func:`_cagrad`);
 * ``pcgrad``: with two tasks each gradient has one other to project on, so the random order
   does not matter: ``c = (1 − G₁₂/G₁₁, 1 − G₁₂/G₂₂)`` when ``G₁₂ < 0``, else ``(1, 1)``.
 
@@ -18,7 +19,7 @@ multiply-adds, bias corrections in float64, ``eps`` outside the square root, and
 float32 ``sqrt``, which is not always the correctly rounded one numpy gives); ``c @ J`` rounds
 each product to float32 before the sum, as torch's float32 matmul does. The test
 (tests/toy/test_toy_fast.py) checks final points and losses against the per-run path.
-CAGrad, Nash-MTL, FAMO and PUB stay on the per-run path.
+Nash-MTL, FAMO and PUB stay on the per-run path.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import numpy as np
 from mtopt.toy.problem import LOWER
 
 #: methods that run on the fast path
-FAST_METHODS: tuple[str, ...] = ("ls", "mgda", "pcgrad", "imtl_g")
+FAST_METHODS: tuple[str, ...] = ("ls", "mgda", "pcgrad", "imtl_g", "cagrad")
 
 _F32 = np.float32
 
@@ -115,6 +116,8 @@ def coefficients(method: str, G: np.ndarray) -> np.ndarray:
             for b in bad:
                 out[b] = imtl_g_weights(G[b])
         return out
+    if method == "cagrad":
+        return _cagrad(G)
     if method == "pcgrad":
         c = np.ones((B, 2))
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -122,6 +125,41 @@ def coefficients(method: str, G: np.ndarray) -> np.ndarray:
             c[:, 1] = np.where((g12 < 0) & (g22 > 0), 1.0 - g12 / g22, 1.0)
         return c
     raise ValueError(f"no fast path for {method!r}")
+
+
+def _cagrad(G: np.ndarray, c: float = 0.4) -> np.ndarray:
+    """CAGrad's coefficients (``rescale = 1``) with the dual solved in closed form.
+
+    On ``A = G / max diag G`` with ``w = (t, 1 − t)``: ``F(t) = δt + k√q(t) + const``,
+    ``q = Pt² − 2Rt + A₂₂``, ``P = A₁₁ − 2A₁₂ + A₂₂``, ``R = A₂₂ − A₁₂``, ``δ = (A₁₁ − A₂₂)/2``,
+    ``k = c√(bᵀAb)``; ``F′ = 0`` gives ``t = (R − δ√(det A/(k²P − δ²)))/P`` when
+    ``δ² < k²P``, else a vertex; clipped to [0, 1].
+    """
+    from mtopt.methods.aggregators.cagrad import STATIONARY_RTOL
+
+    scale = np.maximum(G[:, 0, 0], G[:, 1, 1])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        A = G / scale[:, None, None]
+        a11, a12, a22 = A[:, 0, 0], A[:, 0, 1], A[:, 1, 1]
+        P, R, d = a11 - 2.0 * a12 + a22, a22 - a12, 0.5 * (a11 - a22)
+        k = c * np.sqrt(np.maximum(0.25 * (a11 + 2.0 * a12 + a22), 0.0))
+        det = np.maximum(a11 * a22 - a12 * a12, 0.0)
+        room = k * k * P - d * d
+        t = np.where(room > 0, (R - d * np.sqrt(det / room)) / P, np.where(d < 0, 1.0, 0.0))
+        t = np.clip(t, 0.0, 1.0)
+        w = np.stack([t, 1.0 - t], axis=1)
+        gw = np.sqrt(np.maximum(np.einsum("bi,bij,bj->b", w, G, w), 0.0))
+        g0 = np.sqrt(np.maximum(G.mean(axis=(1, 2)), 0.0))
+        lam = np.where(gw <= STATIONARY_RTOL * np.sqrt(np.maximum(scale, 0.0)), 0.0, c * g0 / gw)
+        out = 2.0 * (1.0 / (1.0 + c**2)) * (0.5 + lam[:, None] * w)
+    bad = np.flatnonzero(~(np.isfinite(out).all(axis=1) & (P > 0) & (scale > 0)))
+    if bad.size:  # degenerate rows: the aggregator itself
+        from mtopt.methods.aggregators import get_aggregator
+
+        agg = get_aggregator("cagrad", c=c, rescale=1)
+        for b in bad:
+            out[b] = agg.coefficients(G[b])  # type: ignore[attr-defined]
+    return out
 
 
 def direction(method: str, J32: np.ndarray) -> np.ndarray:
