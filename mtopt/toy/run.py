@@ -191,7 +191,7 @@ def run_fast(
             seconds,
             cpu,
             {},
-        )  # fmt: skip
+        )
         for b, s in enumerate(starts)
     ]
 
