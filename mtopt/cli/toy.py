@@ -54,6 +54,12 @@ def toy_cmd(
         False, "--overwrite", help="Replace toy.json / toy.png already in the output folder."
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="tqdm progress bar."),
+    exact_path: bool = typer.Option(
+        False,
+        "--exact-path",
+        help="Run every method on the per-run torch path (default: ls, mgda and pcgrad on the "
+        "numpy fast path, all starts at once; same results, see docs/toy.md).",
+    ),
 ) -> None:
     """Fig. 2 analogue: which methods reach the Pareto front of the toy problem, from where."""
     import math
@@ -98,6 +104,7 @@ def toy_cmd(
         rows = run_all(
             names, points, steps=steps, lr=lr, seed=seed, tol=tol, jobs=n_jobs,
             progress=bar.update,
+            exact_path=exact_path,
         )  # fmt: skip
     except InputError as exc:
         raise as_flags(exc, _FLAGS) from exc.__cause__

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from mtopt.errors import InputError, RunError
+from mtopt.toy.fast import FAST_METHODS, run_batch
 from mtopt.toy.methods import _stepper, resolve_methods
 from mtopt.toy.problem import SCALE, balanced_point, distance_to_front, toy_losses
 
@@ -104,19 +105,22 @@ def run_toy(
     start_index: int = 0,
     trajectory_points: int = TRAJECTORY_POINTS,
     progress: Callable[[int], None] | None = None,
+    exact_path: bool = False,
 ) -> ToyRun:
     """Run ``method`` (see the module docstring) from ``start`` for ``steps`` Adam steps.
 
     ``progress(k)`` is called with the number of steps done since its previous call (every
-    1000 steps and at the end). Seeds torch with ``seed`` (PCGrad's order; FAMO).
+    1000 steps and at the end). Seeds torch with ``seed`` (PCGrad's order; FAMO). Methods of
+    :data:`mtopt.toy.fast.FAST_METHODS` run on the numpy fast path unless ``exact_path``.
     """
+    method = resolve_methods([method])[0]
+    _check(steps, lr)
+    if method in FAST_METHODS and not exact_path:
+        return run_fast(method, [start], steps=steps, lr=lr, seed=seed, scale=scale, tol=tol,
+                        start_indices=[start_index], trajectory_points=trajectory_points,
+                        progress=progress)[0]  # fmt: skip
     import torch
 
-    method = resolve_methods([method])[0]
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise InputError(f"steps: must be an integer ≥ 1, got {steps!r}")
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise InputError(f"lr: must be a positive number, got {lr!r}")
     torch.manual_seed(seed)
     x, step, stats = _stepper(method, start, float(lr), int(seed), float(scale))
     every = max(1, -(-steps // max(1, trajectory_points)))
@@ -138,6 +142,71 @@ def run_toy(
     final = x.detach().tolist()
     rec_steps.append(steps)
     rec_x.append(final)
+    return _make_run(method, start, start_index, steps, lr, seed, scale, tol, rec_steps, rec_x,
+                     seconds, cpu, stats())  # fmt: skip
+
+
+def run_fast(
+    method: str,
+    starts: Sequence[Sequence[float]],
+    *,
+    steps: int = DEFAULT_STEPS,
+    lr: float = DEFAULT_LR,
+    seed: int = 0,
+    scale: float = SCALE,
+    tol: float = DEFAULT_TOL,
+    start_indices: Sequence[int] | None = None,
+    trajectory_points: int = TRAJECTORY_POINTS,
+    progress: Callable[[int], None] | None = None,
+) -> list[ToyRun]:
+    """One run per start of a :data:`~mtopt.toy.fast.FAST_METHODS` method, all at once
+    (:func:`mtopt.toy.fast.run_batch`); each run's seconds are the batch's divided evenly."""
+    _check(steps, lr)
+    idx = list(range(len(starts))) if start_indices is None else list(start_indices)
+    every = max(1, -(-steps // max(1, trajectory_points)))
+    t0, c0 = time.perf_counter(), time.process_time()
+    final, rec_steps, rec = run_batch(
+        method,
+        starts,
+        steps=steps,
+        lr=float(lr),
+        scale=float(scale),
+        every=every,
+        progress=progress,
+    )
+    n = len(starts)
+    seconds, cpu = (time.perf_counter() - t0) / n, (time.process_time() - c0) / n
+    return [
+        _make_run(
+            method,
+            s,
+            idx[b],
+            steps,
+            lr,
+            seed,
+            scale,
+            tol,
+            [*rec_steps, steps],
+            [*rec[:, b].tolist(), final[b].tolist()],
+            seconds,
+            cpu,
+            {},
+        )
+        for b, s in enumerate(starts)
+    ]
+
+
+def _check(steps: Any, lr: Any) -> None:
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise InputError(f"steps: must be an integer ≥ 1, got {steps!r}")
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise InputError(f"lr: must be a positive number, got {lr!r}")
+
+
+def _make_run(method: str, start: Sequence[float], start_index: int, steps: int, lr: float,
+              seed: int, scale: float, tol: float, rec_steps: list[int], rec_x: list[list[float]],
+              seconds: float, cpu: float, stats: dict[str, Any]) -> ToyRun:  # fmt: skip
+    final = rec_x[-1]
     if not all(math.isfinite(v) for v in final):
         raise RunError(f"{method} from {list(start)}: the point became non-finite")
     traj_losses = toy_losses(np.asarray(rec_x), scale)
@@ -161,7 +230,7 @@ def run_toy(
         distance_to_balanced=float(np.linalg.norm(fl - lstar)),
         seconds=seconds,
         cpu_seconds=cpu,
-        stats=stats(),
+        stats=stats,
         trajectory={
             "step": rec_steps,
             "x": [[_g7(a), _g7(b)] for a, b in rec_x],
@@ -204,11 +273,13 @@ def run_all(
     tol: float = DEFAULT_TOL,
     jobs: int = 1,
     progress: Callable[[int], None] | None = None,
+    exact_path: bool = False,
 ) -> list[dict[str, Any]]:
     """Every (method, start) run, in ``jobs`` processes; rows ordered by method, then start.
 
     ``progress(k)`` receives step counts as they complete (total ``len(methods)·len(starts)·
-    steps``). Results do not depend on ``jobs``.
+    steps``). Results do not depend on ``jobs``. The fast-path methods run first, in this
+    process, all starts at once (``exact_path``: every run on the per-run path).
     """
     names = resolve_methods(methods)
     pts = [tuple(float(v) for v in s) for s in (starts or STANDARD_STARTS)]
@@ -229,15 +300,27 @@ def run_all(
         for i, p in enumerate(pts)
     ]
     order = {(u["method"], u["start_index"]): k for k, u in enumerate(units)}
+    rows: list[dict[str, Any]] = []
+    if not exact_path:
+        for m in [m for m in names if m in FAST_METHODS]:
+            runs = run_fast(m, pts, steps=steps, lr=lr, seed=seed, scale=scale, tol=tol,
+                            progress=progress)  # fmt: skip
+            rows += [r.to_dict() for r in runs]
+        units = [u for u in units if u["method"] not in FAST_METHODS]
+    for u in units:
+        u["exact_path"] = exact_path
+    if not units:
+        return rows
     if jobs == 1 or len(units) == 1:
         import torch
 
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            rows = [run_toy(progress=progress, **u).to_dict() for u in units]
+            rows += [run_toy(progress=progress, **u).to_dict() for u in units]
         finally:
             torch.set_num_threads(threads)
+        rows.sort(key=lambda r: order[(r["method"], r["start_index"])])
         return rows
 
     import multiprocessing as mp
@@ -248,7 +331,6 @@ def run_all(
     q = ctx.Queue()
     # longest runs first (LPT scheduling)
     todo = sorted(units, key=lambda u: -_COST.get(u["method"], 1.0))
-    rows: list[dict[str, Any]] = []
     workers = min(jobs, len(units), os.cpu_count() or jobs)
     with ProcessPoolExecutor(
         workers, mp_context=ctx, initializer=_init_worker, initargs=(q,)
