@@ -23,6 +23,7 @@ import atexit
 import hashlib
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -153,3 +154,35 @@ def mode_of(path: str | os.PathLike) -> int:
 @pytest.fixture
 def cli():
     return run_cli
+
+
+# -- a tiny `mtopt train` run, shared by the train fault and recovery tests ---------------------
+QUICK = str(ROOT / "recipes" / "quickstart.yaml")
+TINY = [
+    *("--set", "data.n_train=300", "--set", "data.n_val=300", "--set", "data.n_test=300"),
+    *("--set", "model.expert_dim=4", "--set", "optimizer.batch_size=128"),
+    *("--set", "train.steps=2", "--set", "output.plots=false", "--set", "train.threads=1"),
+    "-q",
+]
+
+
+def train(*args: str | os.PathLike, **kw) -> Result:
+    """``mtopt train quickstart.yaml`` in the :data:`TINY` configuration, plus ``args``."""
+    return run_cli("train", QUICK, *TINY, *args, **kw)
+
+
+@pytest.fixture(scope="module")
+def base_run(tmp_path_factory) -> Path:
+    """One finished tiny run (2 steps, one checkpoint), copied by the tests that need one."""
+    out = tmp_path_factory.mktemp("base") / "run"
+    r = train("--out", str(out))
+    assert r.code == 0, r.err
+    return out
+
+
+@pytest.fixture
+def run_copy(base_run: Path, tmp_path: Path) -> Path:
+    """A private copy of :func:`base_run` for a test to change."""
+    out = tmp_path / "run"
+    shutil.copytree(base_run, out)
+    return out

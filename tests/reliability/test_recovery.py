@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -15,39 +14,12 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import ROOT, run_cli, snapshot  # noqa: E402
+from conftest import QUICK, ROOT, TINY, snapshot, train  # noqa: E402
 
 from mtopt.train.rundir import ASIDE_PREFIX, RunFolder  # noqa: E402
 
-QUICK = str(ROOT / "recipes" / "quickstart.yaml")
-TINY = [
-    *("--set", "data.n_train=300", "--set", "data.n_val=300", "--set", "data.n_test=300"),
-    *("--set", "model.expert_dim=4", "--set", "optimizer.batch_size=128"),
-    *("--set", "train.steps=2", "--set", "output.plots=false", "--set", "train.threads=1"),
-    "-q",
-]
 PUT_BACK = "before the new run's first checkpoint; the previous run was put back"
 NEW_KEPT = "after the new run's first checkpoint; the new run is kept"
-
-
-def train(*args: str, **kw):
-    return run_cli("train", QUICK, *TINY, *args, **kw)
-
-
-@pytest.fixture(scope="module")
-def base_run(tmp_path_factory) -> Path:
-    """One finished tiny run (2 steps, one checkpoint), copied by the tests that need one."""
-    out = tmp_path_factory.mktemp("base") / "run"
-    r = train("--out", str(out))
-    assert r.code == 0, r.err
-    return out
-
-
-@pytest.fixture
-def run_copy(base_run: Path, tmp_path: Path) -> Path:
-    out = tmp_path / "run"
-    shutil.copytree(base_run, out)
-    return out
 
 
 def asides(out: Path) -> list[Path]:
