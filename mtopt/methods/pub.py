@@ -70,8 +70,10 @@ class PUBMethod(Method):
 
     Hyperparameters are those of :class:`mtopt.optim.PUB` (``umm``, ``solver``, ``solve_every``,
     ``alpha_scale``, ``fallback``, ``paper_exact``, ``umm_options``, ``solver_options``, ``tol``,
-    ``backward``, ``diagnostics``); StepInfo.extra carries the residual, stats counters and, with
-    ``diagnostics: true``, ``cos_shared``, ``cos_task`` and ``diff`` (paper eq. (1)).
+    ``backward``, ``diagnostics``, ``between_solves``, ``weighted_tol``); StepInfo.extra carries
+    the residual, stats counters, with ``diagnostics: true`` ``cos_shared``, ``cos_task`` and
+    ``diff`` (paper eq. (1)), and with ``between_solves: weighted`` ``weighted_step`` (1 when
+    the step took the one-backward path).
     """
 
     has_weights = True
@@ -96,6 +98,8 @@ class PUBMethod(Method):
         if last.residual is not None:
             extra["residual"] = float(last.residual)
         extra.update({f"n_{k}": float(v) for k, v in self.opt.stats.items()})
+        if self.opt.between_solves == "weighted":  # which path the step took (steps.csv)
+            extra["weighted_step"] = float(last.path == "weighted")
         return StepInfo(
             loss=sum(task_losses),
             task_losses=task_losses,

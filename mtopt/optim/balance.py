@@ -214,6 +214,16 @@ class Balance:
         """The backend's name (a registered name, or a bare callable's ``__name__``)."""
         return self.solver
 
+    def solve_due(self) -> bool:
+        """Whether the next :meth:`weights` call solves (it forms G); False with ``fixed_alpha``."""
+        if self.fixed is not None:
+            return False
+        return self.alpha is None or self.since_solve + 1 > self.policy.solve_every
+
+    def current(self) -> np.ndarray | None:
+        """The α a call that does not solve would return (``fixed_alpha``, or the last solve's)."""
+        return self.fixed if self.fixed is not None else self.alpha
+
     def weights(self, gram: Callable[[], np.ndarray]) -> tuple[np.ndarray | None, BalanceRecord]:
         """α for this step (None: skip the step) and what was done; ``gram()`` forms G."""
         from mtopt.solvers import solve

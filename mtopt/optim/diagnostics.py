@@ -39,6 +39,9 @@ class LastStep:
     gram: list[list[float]] | None = None
     #: ‖DᵀD‖_F of the raw Gram matrix (the frobenius scale), when a solve was attempted
     gram_fro: float | None = None
+    #: ``per-task`` (n backward passes, Algorithm 1) or ``weighted`` (one backward between
+    #: solves, ``between_solves="weighted"``, :mod:`mtopt.optim.weighted`)
+    path: str = "per-task"
     #: optional diagnostics (``cos_shared``, ``cos_task``, ``diff``), see ``diagnostics=True``
     diagnostics: dict[str, float | None] = field(default_factory=dict)
 

@@ -7,13 +7,17 @@ updates with the moments held constant (:mod:`~mtopt.optim.rules`), UMMs
 :class:`~mtopt.optim.balance.Balance` (a solve for PUB, fixed ones for AdaTask), then
 ``θ ← θ − lr·Dα`` and the moment feed; diagnostics from :mod:`~mtopt.optim.diagnostics`.
 
-(About 400 lines, one concept: the step chain of Algorithm 1 with the buffers it owns and
-their ``state_dict``; the pieces it composes already live in their own modules.)
+The step takes one of two paths (``between_solves``): the n per-task gradients of Algorithm 1,
+or, between solves with ``"weighted"``, one backward of ``Σ(αᵢ/S)Lᵢ`` run through the same
+chain as a single pseudo-task (:mod:`~mtopt.optim.weighted`). The checkpoint contract is
+:mod:`~mtopt.optim.checkpoint`.
+
+(About 400 lines, one concept: the step chain of Algorithm 1 with the buffers it owns; the
+pieces it composes live in their own modules.)
 """
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import fields
@@ -24,6 +28,7 @@ import torch
 
 from mtopt.errors import InputError
 from mtopt.optim.balance import Balance, gram64
+from mtopt.optim.checkpoint import Checkpointing
 from mtopt.optim.checks import check_hyperparameters, split_params
 from mtopt.optim.diagnostics import LastStep, shared_cosine, step_diagnostics, task_cosine
 from mtopt.optim.flat import FlatLayout
@@ -31,9 +36,17 @@ from mtopt.optim.grads import reduce_task_grads, task_grads_batched, task_grads_
 from mtopt.optim.rows import RowReducer, RowTables
 from mtopt.optim.rules import BaseRule, make_rule
 from mtopt.optim.umm import UMM, UMMContext
+from mtopt.optim.weighted import (
+    DEFAULT_WEIGHTED_TOL,
+    check_between_solves,
+    loss_weights,
+    newest_weight,
+    only_own_loss,
+    weighted_grads,
+)
 
 
-class MultiTaskUpdate(torch.optim.Optimizer):
+class MultiTaskUpdate(Checkpointing, torch.optim.Optimizer):
     """Shared machinery of :class:`PUB` and :class:`AdaTask`: ``step(losses)`` on the shared
     parameters with α from ``balance(n_tasks)``, task-specific parameters by the plain base
     rule (an internal ``torch.optim`` optimizer) on ``∇Σᵢ Lᵢ``. Subclasses choose the balance
@@ -57,8 +70,22 @@ class MultiTaskUpdate(torch.optim.Optimizer):
         balance: Callable[[int], Balance],
         row_wise: Iterable[torch.Tensor] = (),
         plain: Iterable[torch.Tensor] = (),
+        between_solves: str = "per-task",
+        weighted_tol: float = DEFAULT_WEIGHTED_TOL,
     ) -> None:
         self._rule: BaseRule = make_rule(base, paper_exact)
+        #: between solves, one backward of Σ(αᵢ/S)Lᵢ instead of n (mtopt.optim.weighted)
+        self._weighted = check_between_solves(
+            between_solves, weighted_tol, self._rule, umms, diagnostics
+        )
+        self.between_solves = between_solves
+        self.weighted_tol = float(weighted_tol)
+        plain = list(plain)
+        if self._weighted and plain:
+            raise InputError(
+                "plain: tensors outside D take the gradient of Σᵢ Lᵢ, which the weighted step's "
+                "one backward does not give; use between_solves='per-task', or keep them in D"
+            )
         defaults = check_hyperparameters(
             self._rule,
             lr=lr,
@@ -86,6 +113,9 @@ class MultiTaskUpdate(torch.optim.Optimizer):
 
         self._shared = self._layout.params
         self._task_list = [p for ps in split.tasks for p in ps]
+        self._task_groups = split.tasks
+        self._owner = [i for i, ps in enumerate(split.tasks) for _ in ps]
+        self._reach_checked = False
         self._build_shared_state(weight_decay)
         self._task_opt = self._make_task_optimizer()
         #: row-wise tables: full-size moments, per-step work on the touched rows only
@@ -217,8 +247,18 @@ class MultiTaskUpdate(torch.optim.Optimizer):
         lr, wd = float(grp["lr"]), float(grp["weight_decay"])
         self.last = LastStep(step=self._calls)
         t0 = time.perf_counter()
+        plan = self._weighted_plan(grp)
+        n = self.n_tasks if plan is None else 1
         with torch.enable_grad():
-            if self._backward_mode == "loop":
+            if plan is not None:
+                if not self._reach_checked:
+                    only_own_loss(losses, self._task_groups)
+                    self._reach_checked = True
+                tg, self._tables.grads = weighted_grads(
+                    losses, plan[1], self._layout, self._grads[0], self._tables.params,
+                    self._task_list, self._owner,
+                )  # fmt: skip
+            elif self._backward_mode == "loop":
                 tg, self._tables.grads = task_grads_loop(
                     losses, self._layout, self._grads, self._tables.params, self._task_list
                 )
@@ -226,17 +266,35 @@ class MultiTaskUpdate(torch.optim.Optimizer):
                 tg = task_grads_batched(losses, self._layout, self._grads, self._task_list)
         if self.grad_reducer is not None:
             if self._tables:
-                self._tables.reduce(self.row_reducer, self.n_tasks)
-            tg = reduce_task_grads(self.grad_reducer, self._grads, tg, self._task_list)
+                self._tables.reduce(self.row_reducer, n)
+            tg = reduce_task_grads(self.grad_reducer, self._grads[:n], tg, self._task_list)
         t1 = time.perf_counter()
         with torch.no_grad():
-            self._do_step(tg, lr, wd, grp)
+            self._do_step(tg, lr, wd, grp, plan)
         self.last.backward_seconds = t1 - t0
         self.last.update_seconds = time.perf_counter() - t1
 
     def _gram(self) -> np.ndarray:
         """``G = DᵀD`` of all shared parameters: the dense part plus the row-wise tables'."""
         return self._tables.add_gram(gram64(self._dirs), self.n_tasks)
+
+    def _weighted_plan(self, grp: dict[str, Any]) -> tuple[np.ndarray, list[float]] | None:
+        """(α, loss weights αᵢ/S) when this step takes the weighted path: no solve due, an α
+        known, the newest gradient's weight ≤ ``weighted_tol``; None for the per-task path."""
+        if not self._weighted or self.balance.solve_due():
+            return None
+        alpha = self.balance.current()
+        if alpha is None or newest_weight(self._rule, self._t + 1, grp) > self.weighted_tol:
+            return None
+        lw = loss_weights(alpha)
+        if lw is None:
+            return None
+        alpha, rec = self.balance.weights(self._gram)  # reuses α: G is not formed
+        for f in fields(rec):
+            setattr(self.last, f.name, getattr(rec, f.name))
+        self.last.path = "weighted"
+        assert alpha is not None
+        return alpha, lw[0]
 
     def _weights(self) -> np.ndarray | None:
         """α for this step from the balance (None: skip the shared step); fills ``self.last``."""
@@ -246,37 +304,49 @@ class MultiTaskUpdate(torch.optim.Optimizer):
         return alpha
 
     def _do_step(
-        self, tg: list[torch.Tensor | None], lr: float, wd: float, grp: dict[str, Any]
+        self,
+        tg: list[torch.Tensor | None],
+        lr: float,
+        wd: float,
+        grp: dict[str, Any],
+        plan: tuple[np.ndarray, list[float]] | None = None,
     ) -> None:
+        """The shared step from the n task gradients in ``self._grads`` or, with a weighted
+        ``plan``, from the one pseudo-task ``ḡ`` in row 0 with weight ``S = Σαᵢ``."""
         lay = self._layout
         theta = self._theta
+        n = self.n_tasks if plan is None else 1
+        grads, dirs = self._grads[:n], self._dirs[:n]
         if theta is not None:
             lay.flatten_params(theta)
         if wd != 0:
             assert theta is not None
-            self._grads.add_(theta, alpha=wd)  # gᵢ + wd·θ (torch's L2, per task update)
+            grads.add_(theta, alpha=wd)  # gᵢ + wd·θ (torch's L2, per task update)
         ctx = UMMContext(lr=lr, layout=lay, theta=theta)
         t = self._t + 1
-        self._rule.directions(self._moments, self._grads, t, grp, self._dirs, self._work)
+        work = None if self._work is None else self._work[:n]
+        self._rule.directions(self._moments, grads, t, grp, dirs, work)
         if self._tables:
-            self._tables.directions(self.n_tasks, t, wd, grp)
+            self._tables.directions(n, t, wd, grp)
         for u_, st in zip(self._umms, self._umm_state):
             u_.on_directions(self._dirs, ctx, st)
 
-        alpha = self._weights()
+        alpha = self._weights() if plan is None else plan[0]
+        a_np = alpha if plan is None or alpha is None else np.array([np.sum(alpha)])
         checks: list[torch.Tensor] = [g.sum() for g in tg if g is not None]
         if alpha is not None:
-            a = torch.as_tensor(alpha, dtype=lay.dtype, device=lay.device)
-            torch.mv(self._dirs.T, a, out=self._u)
+            assert a_np is not None
+            a = torch.as_tensor(a_np, dtype=lay.dtype, device=lay.device)
+            torch.mv(dirs.T, a, out=self._u)
             for u_, st in zip(self._umms, self._umm_state):
                 u_.on_update(self._u, ctx, st)
             checks.append(self._u.sum())
             if not self._per_task:
-                torch.mv(self._grads.T, a, out=self._ghat)  # Σαᵢ(gᵢ + wd·θ)
+                torch.mv(grads.T, a, out=self._ghat)  # Σαᵢ(gᵢ + wd·θ)
                 if wd != 0:
-                    self._ghat.add_(theta, alpha=wd * (1.0 - float(np.sum(alpha))))
+                    self._ghat.add_(theta, alpha=wd * (1.0 - float(np.sum(a_np))))
                 checks.append(self._ghat.sum())
-            self._tables.combine(a, alpha, wd, self.n_tasks, checks)
+            self._tables.combine(a, a_np, wd, n, checks)
         elif self.last.status == "nonfinite":
             return self._skip_nonfinite()
         if checks and not bool(torch.isfinite(torch.stack(checks).sum())):
@@ -286,7 +356,7 @@ class MultiTaskUpdate(torch.optim.Optimizer):
             torch._foreach_add_(self._shared, lay.views(self._u), alpha=-lr)
             self._rule.feed(self._moments, self._grads if self._per_task else self._ghat, grp)
             if self._tables:
-                self._tables.apply(float(np.sum(alpha)), t, lr, wd, grp)
+                self._tables.apply(float(np.sum(a_np)), t, lr, wd, grp)
             self._t = t
             self.last.alpha = [float(x) for x in alpha]
         task_before = None
@@ -326,88 +396,3 @@ class MultiTaskUpdate(torch.optim.Optimizer):
         if task_before is not None:
             ct = task_cosine(self._task_list, tg, task_before)
         self.last.diagnostics = step_diagnostics(cs, ct)
-
-    # ------------------------------------------------------------------ checkpoints
-    def _extra_state(self) -> dict[str, Any]:
-        """The balance's part of the checkpoint (key ``"extra"``)."""
-        return {}
-
-    def _load_extra_state(self, state: dict[str, Any]) -> None:
-        pass
-
-    def state_dict(self) -> dict[str, Any]:  # type: ignore[override]
-        """Everything needed to resume bit for bit: hyperparameters, moments, counters, α."""
-        return {
-            "format": "mtopt.optim",
-            "version": 1,
-            "class": type(self).__name__,
-            "base": self._rule.name,
-            "per_task_moments": self._per_task,
-            "param_groups": [
-                {**{k: v for k, v in g.items() if k != "params"}, "num_params": len(g["params"])}
-                for g in self.param_groups
-            ],
-            "shared": {
-                "t": self._t,
-                "calls": self._calls,
-                "moments": {k: v.detach().clone() for k, v in self._moments.items()},
-                "rows": self._tables.state_dict(),
-            },
-            "umm": [
-                {"name": u.name, "state": dict(s)} for u, s in zip(self._umms, self._umm_state)
-            ],
-            # deep copies: torch's state_dict aliases live tensors, a checkpoint must not
-            "task_optimizer": (
-                None if self._task_opt is None else copy.deepcopy(self._task_opt.state_dict())
-            ),
-            "stats": self.stats,
-            "extra": self._extra_state(),
-        }
-
-    def _check_state_dict(self, sd: Any) -> None:
-        """Refuse a checkpoint of another class, base rule, UMMs or parameter sizes."""
-        if not isinstance(sd, dict) or sd.get("format") != "mtopt.optim":
-            raise InputError("state_dict: not an mtopt optimizer checkpoint")
-        if sd.get("class") != type(self).__name__ or sd.get("base") != self._rule.name:
-            raise InputError(
-                f"state_dict: saved by {sd.get('class')}(base={sd.get('base')!r}), "
-                f"cannot load into {type(self).__name__}(base={self._rule.name!r})"
-            )
-        if bool(sd.get("per_task_moments")) != self._per_task:
-            raise InputError("state_dict: per-task moments (AdaTask) differ from this optimizer")
-        groups = sd["param_groups"]
-        if len(groups) != len(self.param_groups) or any(
-            g["num_params"] != len(mine["params"]) for g, mine in zip(groups, self.param_groups)
-        ):
-            raise InputError("state_dict: parameter groups do not match this optimizer's")
-        saved = sd["shared"]["moments"]
-        if set(saved) != set(self._moments):
-            raise InputError("state_dict: moment names differ (another base rule?)")
-        for k, buf in self._moments.items():
-            src = saved[k]
-            if tuple(src.shape) != tuple(buf.shape):
-                raise InputError(f"state_dict: moment {k!r} has shape {tuple(src.shape)}")
-        names = [u["name"] for u in sd["umm"]]
-        if names != [u.name for u in self._umms]:
-            raise InputError(f"state_dict: UMMs {names} differ from {[u.name for u in self._umms]}")
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:  # type: ignore[override]
-        """Restore from :meth:`state_dict` (same class, base rule, UMMs and parameter sizes)."""
-        sd = state_dict
-        self._check_state_dict(sd)
-        saved = sd["shared"]["moments"]
-        for k, buf in self._moments.items():
-            buf.copy_(saved[k])
-        for g, mine in zip(sd["param_groups"], self.param_groups):
-            mine.update({k: v for k, v in g.items() if k != "num_params"})
-        self._tables.load_state_dict(sd["shared"].get("rows", []))
-        self._t = int(sd["shared"]["t"])
-        self._calls = int(sd["shared"]["calls"])
-        self._umm_state = [dict(u["state"]) for u in sd["umm"]]
-        if (sd["task_optimizer"] is None) != (self._task_opt is None):
-            raise InputError("state_dict: task-specific parameters differ")
-        if self._task_opt is not None:
-            self._task_opt.load_state_dict(copy.deepcopy(sd["task_optimizer"]))
-        self.stats = dict(sd["stats"])
-        self.last = LastStep(step=self._calls)
-        self._load_extra_state(sd["extra"])

@@ -60,6 +60,7 @@ from mtopt.optim.balance import (
 )
 from mtopt.optim.multitask import MultiTaskUpdate
 from mtopt.optim.umm import UMM, AdaTaskUMM, make_umms
+from mtopt.optim.weighted import DEFAULT_WEIGHTED_TOL
 from mtopt.solvers.backends import Backend, as_backend
 
 __all__ = ["DEFAULT_ALPHA_SCALE", "PUB", "AdaTask", "resolve"]
@@ -155,6 +156,14 @@ class PUB(MultiTaskUpdate):
             as α at every step instead of a solve (no G is formed; ``last.status`` is
             ``"fixed"``). ``fixed_alpha=1`` is the plain sum of the per-task updates, which is
             what a PUB whose solver silently fails (α stays at its start value) computes.
+        between_solves: ``"per-task"`` (default: Algorithm 1 exactly, n backward passes every
+            step) or ``"weighted"``: on steps that do not solve, one backward of
+            ``Σᵢ(αᵢ/S)Lᵢ`` and the step ``S·Δ(ḡ)`` — exact except that every task's second
+            moment denominator holds ``ḡ²`` instead of ``gᵢ²`` (:mod:`mtopt.optim.weighted`;
+            refused with AdaGrad, UMMs, diagnostics and ``plain``).
+        weighted_tol: the weighted path is taken only while the newest gradient's weight in
+            the second moment, ``(1−β₂)/(1−β₂ᵗ)``, is at most this (default 0.02: Adam is
+            exact for its first 51 steps).
     """
 
     def __init__(
@@ -182,6 +191,8 @@ class PUB(MultiTaskUpdate):
         row_wise: Iterable[torch.Tensor] = (),
         plain: Iterable[torch.Tensor] = (),
         fixed_alpha: float | Sequence[float] | None = None,
+        between_solves: str = "per-task",
+        weighted_tol: float = DEFAULT_WEIGHTED_TOL,
     ) -> None:
         policy = BalancePolicy(
             solve_every=solve_every, alpha_scale=alpha_scale, fallback=fallback, tol=tol
@@ -215,6 +226,8 @@ class PUB(MultiTaskUpdate):
             balance=balance,
             row_wise=row_wise,
             plain=plain,
+            between_solves=between_solves,
+            weighted_tol=weighted_tol,
         )
 
     # the balance's settings under PUB's historical attribute names
