@@ -118,8 +118,9 @@ def loss_weights(alpha: np.ndarray) -> tuple[list[float], float] | None:
 
 
 def only_own_loss(losses: list[torch.Tensor], task_groups: list[list[torch.Tensor]]) -> None:
-    """Raise when a task's parameters are reached by another task's loss (autograd probe: one
-    ``autograd.grad`` per loss on the other tasks' parameters, graph retained)."""
+    """Raise when another task's loss moves a task's parameters (autograd probe: one
+    ``autograd.grad`` per loss on the other tasks' parameters, graph retained; a gradient of
+    exact zeros passes — a head read through a slice of stacked logits gets one)."""
     for i, L in enumerate(losses):
         if not L.requires_grad:
             continue
@@ -128,7 +129,7 @@ def only_own_loss(losses: list[torch.Tensor], task_groups: list[list[torch.Tenso
             continue
         gs = torch.autograd.grad(L, [p for _, p in others], retain_graph=True, allow_unused=True)
         for (j, _), g in zip(others, gs):
-            if g is not None:
+            if g is not None and bool(g.ne(0).any()):  # slices of a stacked output give 0s
                 raise InputError(
                     f"between_solves: 'weighted' needs task_params[{j}] reached by task {j}'s "
                     f"loss only, but task {i}'s loss reaches them too (list such parameters "
