@@ -77,6 +77,11 @@ def build_components(
         ]
         if len(owners) == 1:
             raise type(exc)(f"{source}: {owners[0]}.{msg}") from None
+        if key in ("row_wise", "plain") and recipe.method.embeddings:  # embedding_kwargs'
+            rest = msg.split(":", 1)[1].strip()
+            raise type(exc)(
+                f"{source}: method.embeddings: {recipe.method.embeddings!r}: {rest}"
+            ) from None
         raise
     except (TypeError, ValueError) as exc:
         # a factory taking **kwargs that forwards them to a fixed signature

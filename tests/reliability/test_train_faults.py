@@ -287,3 +287,20 @@ def test_all_shared_parameters_frozen_says_so() -> None:
     w.requires_grad_(False)
     with pytest.raises(InputError, match="frozen"):
         PUB([w], [[a], [b]])
+
+
+@pytest.mark.parametrize(
+    ("sets", "needle"),
+    [
+        (["optimizer.name=adagrad"], "method.between_solves: 'weighted' is refused with base"),
+        (["method.name=pub-clippy"], "method.between_solves: 'weighted' is refused with umm"),
+        (["method.embeddings=plain"], "method.embeddings: 'plain': tensors outside D"),
+        (["method.weighted_tol=2"], "method.weighted_tol: must be a number in [0, 1]"),
+    ],
+)
+def test_weighted_pub_refusals_name_the_recipe_field(tmp_path: Path, sets, needle) -> None:
+    out = tmp_path / "run"
+    flags = [x for s in sets for x in ("--set", s)]
+    r = train("--out", str(out), "--set", "method.between_solves=weighted", *flags)
+    assert_error(r, 2, "quickstart.yaml", needle)
+    assert not out.exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,29 @@ def test_pub_diagnostics_reach_steps_csv(tmp_path: Path) -> None:
         # Diff, eq. (1): 2|Sim_task - Sim_share| / |Sim_task + Sim_share|
         a, b = extra["cos_task"], extra["cos_shared"]
         assert extra["diff"] == pytest.approx(2 * abs(a - b) / abs(a + b), rel=1e-6)
+
+
+@pytest.mark.parametrize("embeddings", ["balanced", "row-wise"])
+def test_weighted_pub_logs_its_path_and_resumes_bitwise(tmp_path: Path, embeddings: str) -> None:
+    """between_solves=weighted through the trainer: steps.csv's weighted_step follows the
+    schedule (solve every 3, tolerance 1: every non-solve step), and resuming across epochs
+    reproduces the uninterrupted run bit for bit."""
+    over = [
+        "method.solve_every=3",
+        "method.between_solves=weighted",
+        "method.weighted_tol=1.0",
+        f"method.embeddings={embeddings}",
+    ]
+    full = Trainer(quickstart("train.epochs=2", *over), tmp_path / "full")
+    s_full = full.run()
+    Trainer(quickstart("train.epochs=1", *over), tmp_path / "half").run()
+    half = Trainer(quickstart("train.epochs=2", *over), tmp_path / "half")
+    s_half = half.run(resume=True)
+    for k, v in full.model.state_dict().items():
+        assert torch.equal(v, half.model.state_dict()[k]), k
+    assert s_full["test"] == s_half["test"]
+    rows = steps(tmp_path / "full")
+    assert steps(tmp_path / "half") == rows
+    got = [json.loads(r["extra"])["weighted_step"] for r in rows]
+    assert got == [0.0 if (i % 3 == 0) else 1.0 for i in range(len(rows))]
+    assert all(r["solver_status"] == ("ok" if i % 3 == 0 else "reused") for i, r in enumerate(rows))
