@@ -28,6 +28,15 @@ METHODS: dict[str, dict[str, Any]] = {
     "pub": {"name": "pub", "solver": "newton"},
     # row-wise embedding table: the touched rows are all-gathered across ranks
     "pub-rows": {"name": "pub", "solver": "newton", "embeddings": "row-wise"},
+    # one backward between solves: the weighted ḡ and its touched rows reduced as one pseudo-task
+    "pub-weighted": {
+        "name": "pub",
+        "solver": "newton",
+        "embeddings": "row-wise",
+        "solve_every": 2,
+        "between_solves": "weighted",
+        "weighted_tol": 1.0,
+    },
     "ls": {"name": "ls"},
     "dwa": {"name": "dwa"},
     "mgda": {"name": "mgda"},

@@ -21,9 +21,9 @@ from mtopt.distributed import DistContext, shard_batch  # noqa: E402
 from mtopt.errors import RunError  # noqa: E402
 from mtopt.train.trainer import Trainer  # noqa: E402
 
-METHODS = ["pub", "pub-rows", "ls", "dwa", "mgda", "nashmtl"]
+METHODS = ["pub", "pub-rows", "pub-weighted", "ls", "dwa", "mgda", "nashmtl"]
 #: methods also checked for a multi-process resume
-RESUME = ["pub", "dwa"]
+RESUME = ["pub", "pub-weighted", "dwa"]
 TIMEOUT = 150.0
 
 
