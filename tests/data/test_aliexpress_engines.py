@@ -243,3 +243,11 @@ def test_id_beyond_a_given_cardinality_same_message(tmp_path: Path) -> None:
         messages = {e: _message(tmp_path, e, **kw) for e in ("numpy", "polars")}
         assert messages["numpy"] == messages["polars"]
         assert "id 5 >= data.cat_cardinalities[0]" in messages["numpy"]
+
+
+def test_column_order_and_a_column_used_twice() -> None:
+    raw = b"1,2,3,4\n5,6,7,8\n"
+    for use in ([3, 1, 3], [2, 0], [0, 1, 2, 3]):
+        ref = np.loadtxt(io.StringIO(raw.decode()), delimiter=",", usecols=use, ndmin=2)
+        got = parse_block(raw, 4, use, ",", 2)
+        assert got is not None and got.flags.c_contiguous and got.tobytes() == ref.tobytes()

@@ -97,8 +97,11 @@ def parse_block(
         return None
     if df.height != rows or df.width != len(used) or df.null_count().sum_horizontal().item():
         return None
-    arr = df.to_numpy()
-    if arr.dtype != np.float64 or arr.shape != (rows, len(used)):
+    if len(used) == len(usecols):  # the columns in the caller's order, one C-order copy
+        arr = df.select([f"c{i}" for i in usecols]).to_numpy(order="c")
+    else:  # a column used twice (say a label that is also a feature)
+        pos = {c: k for k, c in enumerate(used)}
+        arr = np.ascontiguousarray(df.to_numpy()[:, [pos[c] for c in usecols]])
+    if arr.dtype != np.float64 or arr.shape != (rows, len(usecols)):
         return None
-    pos = {c: k for k, c in enumerate(used)}
-    return np.ascontiguousarray(arr[:, [pos[c] for c in usecols]])
+    return arr
