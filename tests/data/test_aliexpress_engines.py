@@ -147,6 +147,29 @@ def test_float_parsing_rounds_like_loadtxt() -> None:
         assert got.astype(np.float32).tobytes() == ref.astype(np.float32).tobytes()
 
 
+def test_random_fields_accepted_alike() -> None:
+    """Random strings over the plain number grammar: a field numpy (Python's float parser)
+    accepts is parsed to the same float64 by polars, and a block with a field numpy refuses
+    is handed back (``None``)."""
+    rng = np.random.default_rng(11)
+    chars = np.array(list("0123456789" * 3 + ".eE+-"))
+    fields = ["".join(rng.choice(chars, int(rng.integers(1, 10)))) for _ in range(20000)]
+    good, bad = [], []
+    for s in fields:
+        try:
+            float(s)
+        except ValueError:
+            bad.append(s)
+        else:
+            good.append(s)
+    got = parse_block(("\n".join(good)).encode(), 1, [0], ",", len(good))
+    ref = np.loadtxt(io.StringIO("\n".join(good)), delimiter=",", ndmin=2, comments=None)
+    assert got is not None and got.tobytes() == ref.tobytes()
+    assert len(bad) > 300
+    for s in bad[:300]:
+        assert parse_block(f"1\n{s}\n2".encode(), 1, [0], ",", 3) is None, s
+
+
 @pytest.mark.parametrize(
     "field", ["", ".", "-", "e5", "1e", "1e+", "1-2", "1..2", "--1", "+-1", "1e5e5", "1.2.3"]
 )

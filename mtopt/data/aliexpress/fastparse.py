@@ -17,9 +17,10 @@ never the rows, the binary cache or the messages:
   letters (``nan``, ``inf``), quotes, a stray ``\\r`` or non-ASCII text anywhere in the block,
   unused columns included, send it to numpy;
 * a polars error about the data (``PolarsError``; a changed polars API is not caught), an empty
-  field (null), or a row count other than the block's (blank lines)
-  sends it to numpy too. Those are the blocks numpy rejects, or rows polars reads differently
-  (more fields than the header), so the slow path runs for bad files only.
+  field (null), or a row count other than the block's (blank lines) sends it to numpy too.
+  Those are the blocks numpy rejects, or rows polars reads differently (more fields than the
+  header), so the slow path runs for bad files only (and the first pass warns when a valid
+  file took it: :attr:`CsvFile.numpy_blocks`).
 
 polars is an optional dependency (``pip install 'mtopt[polars]'``) and is imported on first use.
 """
