@@ -22,12 +22,12 @@ never the rows, the binary cache or the messages:
   header), so the slow path runs for bad files only (and the first pass warns when a valid
   file took it: :attr:`CsvFile.numpy_blocks`).
 
-polars is an optional dependency (``pip install 'mtopt[polars]'``) and is imported on first use.
+polars is an optional dependency (``pip install 'mtopt[polars]'``), imported when the engine is
+resolved (``auto`` or ``polars``), not with this module.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
 
 import numpy as np
@@ -41,8 +41,13 @@ _PLAIN = b"0123456789.eE+-\n"
 
 
 def polars_available() -> bool:
-    """Whether the ``polars`` package can be imported (without importing it)."""
-    return importlib.util.find_spec("polars") is not None
+    """Whether ``polars`` imports (it is imported here, ~0.3 s once: a broken install, such as
+    polars 2 without its runtime package, counts as missing)."""
+    try:
+        import polars  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def resolve_engine(csv_engine: str) -> str:
