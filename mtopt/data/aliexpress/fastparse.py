@@ -1,10 +1,11 @@
 """The ``polars`` engine of the AliExpress CSV reader (``data.csv_engine``).
 
 ``np.loadtxt`` parses an AliExpress-shaped file at about 55–65k rows/s on two cores; polars'
-CSV reader parses the same blocks about four times faster. This module parses one block with
-polars and returns *exactly* the float64 array that :meth:`CsvFile.read_block` gets from
-``np.loadtxt``, or ``None``, and then the caller parses the block with numpy, which gives the
-values or the error message (file, line, column, problem). So the engine changes the speed,
+CSV reader parses the same blocks about four times faster (the whole first pass, 3.5× faster:
+docs/data.md). This module parses one block with polars and returns *exactly* the float64 array
+that :meth:`CsvFile.read_block` gets from ``np.loadtxt``, or ``None``, and then the caller
+parses the block with numpy, which gives the values or the error message (file, line, column,
+problem). So the engine changes the speed,
 never the rows, the binary cache or the messages:
 
 * polars parses the used columns as ``Float64`` — correctly rounded, as numpy's parser (Python's
