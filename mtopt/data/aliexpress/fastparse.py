@@ -65,9 +65,9 @@ def resolve_engine(csv_engine: str) -> str:
         return "polars"
     if csv_engine == "polars":
         raise InputError(
-            "data.csv_engine: 'polars' is unavailable: the polars package is not installed; "
-            "install it with `pip install 'mtopt[polars]'` (or `pip install polars`), or set "
-            "data.csv_engine: auto or numpy"
+            "data.csv_engine: 'polars' is unavailable: the polars package is not installed "
+            "(or does not import); install it with `pip install 'mtopt[polars]'` (or `pip "
+            "install polars`), or set data.csv_engine: auto or numpy"
         )
     return "numpy"
 
