@@ -26,16 +26,26 @@
    ``--rss-train-steps`` PUB steps on MMoE, and the validation and test splits — in a fresh
    subprocess (its ``VmHWM``: ``ru_maxrss`` would include the parent's peak, which Linux
    carries over across fork + exec).
+4. **First pass**, rows/s of building the ``aliexpress`` dataset from a ``--first-pass-rows``
+   CSV (and a test file of a tenth of it) with no caches: the block index, the validation of
+   every row, the vocabulary and the binary cache — with each CSV engine (``data.csv_engine``:
+   ``numpy``, ``np.loadtxt``; ``polars``, when installed) on the same files in the same
+   process, interleaved (the order alternates between repetitions), medians of wall time and
+   of CPU time of the process (polars uses several threads, so its CPU rate is lower than its
+   wall rate on an idle machine; polars is imported before the first timing). It also checks
+   that both engines wrote the same cache bytes.
 
 Timings on a shared CPU are noisy; the JSON keeps every repetition.
 
     python bench/train_throughput.py --out runs/throughput.json [--reps 3] [--steps 5]
         [--threads 1] [--csv-rows 200000] [--rss-rows 2000000]
+        [--first-pass-rows 200000] [--first-pass-reps 3] [--first-pass-only]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import platform
 import resource
@@ -167,6 +177,62 @@ def aliexpress_available() -> bool:
     return hasattr(aliexpress, "write_synthetic_aliexpress_csv")
 
 
+def _digest(paths: list[Path]) -> str:
+    h = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 24):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def first_pass_throughput(folder: Path, reps: int) -> dict[str, Any]:
+    """Rows/s of the aliexpress first pass per CSV engine (section 4 of the module docs)."""
+    from mtopt.data.aliexpress.fastparse import polars_available
+
+    engines = ["numpy", "polars"] if polars_available() else ["numpy"]
+    if "polars" in engines:
+        import polars  # noqa: F401  (its one-time import, ~0.3 s, is not part of a pass)
+    wall: dict[str, list[float]] = {e: [] for e in engines}
+    cpu: dict[str, list[float]] = {e: [] for e in engines}
+    digests: dict[str, set[str]] = {e: set() for e in engines}
+    rows = 0
+    for rep in range(reps):
+        for engine in engines if rep % 2 == 0 else engines[::-1]:
+            for p in folder.glob("*.mtopt-*"):
+                p.unlink()
+            t0, c0 = time.perf_counter(), time.process_time()
+            ds = registry.get("dataset", "aliexpress")(path=str(folder), csv_engine=engine)
+            dt, dc = time.perf_counter() - t0, time.process_time() - c0
+            rows = sum(f.n_rows for f in ds.files.values())
+            wall[engine].append(rows / dt)
+            cpu[engine].append(rows / dc)
+            digests[engine].add(_digest(sorted(folder.glob("*.mtopt-cache.bin"))))
+            print(
+                f"  first pass rep {rep + 1}/{reps}, {engine}: {wall[engine][-1]:.0f} rows/s "
+                f"wall ({cpu[engine][-1]:.0f} per CPU second)",
+                flush=True,
+            )
+    out: dict[str, Any] = {
+        "rows": rows,
+        "csv_bytes": sum(p.stat().st_size for p in folder.glob("*.csv")),
+        "engines": {
+            e: {
+                "rows_per_s_median": statistics.median(wall[e]),
+                "rows_per_s_all": wall[e],
+                "rows_per_cpu_s_median": statistics.median(cpu[e]),
+                "rows_per_cpu_s_all": cpu[e],
+            }
+            for e in engines
+        },
+        "same_cache_bytes": len(set().union(*digests.values())) == 1,
+    }
+    if "polars" in engines:
+        med = {e: out["engines"][e]["rows_per_s_median"] for e in engines}
+        out["polars_speedup_wall"] = med["polars"] / med["numpy"]
+    return out
+
+
 _RSS_CHILD = """
 import json, resource, sys, time, torch
 from mtopt.registry import registry
@@ -217,6 +283,11 @@ def main() -> None:
     ap.add_argument("--rss-train-steps", type=int, default=10)
     ap.add_argument("--tmp", type=Path, default=None, help="folder for the generated CSVs")
     ap.add_argument("--skip-loaders", action="store_true", help="model throughput only")
+    ap.add_argument(
+        "--first-pass-rows", type=int, default=200_000, help="rows of the first-pass CSV (0: skip)"
+    )
+    ap.add_argument("--first-pass-reps", type=int, default=3)
+    ap.add_argument("--first-pass-only", action="store_true", help="the first-pass section only")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -227,6 +298,32 @@ def main() -> None:
         "machine": platform.machine(),
         "models": {},
     }
+    tmp = Path(args.tmp or tempfile.mkdtemp(prefix="mtopt-throughput-"))
+    tmp.mkdir(parents=True, exist_ok=True)
+    if args.first_pass_rows and aliexpress_available():
+        from mtopt.data.aliexpress import write_synthetic_aliexpress_csv
+
+        folder = tmp / "aliexpress_first_pass"
+        write_synthetic_aliexpress_csv(folder / "train.csv", args.first_pass_rows, 0)
+        write_synthetic_aliexpress_csv(
+            folder / "test.csv", max(args.first_pass_rows // 10, 1000), 1
+        )
+        fp = first_pass_throughput(folder, args.first_pass_reps)
+        result["first_pass"] = fp
+        for e, r in fp["engines"].items():
+            print(
+                f"first pass, {e}: {r['rows_per_s_median']:.0f} rows/s wall, "
+                f"{r['rows_per_cpu_s_median']:.0f} rows per CPU second (median of "
+                f"{args.first_pass_reps}, {fp['rows']:,} rows)"
+            )
+        if "polars_speedup_wall" in fp:
+            print(f"first pass: polars x{fp['polars_speedup_wall']:.2f} of numpy (wall)")
+        print(f"first pass: same cache bytes from every engine: {fp['same_cache_bytes']}")
+        shutil.rmtree(folder)
+    if args.first_pass_only:
+        atomic_write_json(args.out, result)
+        print(f"wrote {args.out}")
+        return
     for backbone in filter(None, args.backbones.split(",")):
         r = model_throughput(backbone, args)
         result["models"][backbone] = r
@@ -247,8 +344,6 @@ def main() -> None:
         print(f"wrote {args.out}")
         return
     loaders["synthetic-ranking (in memory)"] = loader_throughput(make_data(BATCH * 25))
-    tmp = Path(args.tmp or tempfile.mkdtemp(prefix="mtopt-throughput-"))
-    tmp.mkdir(parents=True, exist_ok=True)
     if args.csv_rows and aliexpress_available():
         from mtopt.data.aliexpress import write_synthetic_aliexpress_csv
 

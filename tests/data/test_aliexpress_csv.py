@@ -265,3 +265,21 @@ def test_read_only_folder_falls_back_to_csv(tmp_path: Path) -> None:
             mp.undo()
         else:
             os.chmod(d, 0o755)
+
+
+def test_csv_engine_option(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mtopt.data.aliexpress import fastparse
+
+    _write(tmp_path / "train.csv", HEADER, GOOD)
+    _write(tmp_path / "test.csv", HEADER, GOOD)
+    with pytest.raises(InputError, match=r"^data\.csv_engine: one of auto, polars, numpy, got"):
+        build(path=str(tmp_path), csv_engine="pandas")
+    assert build(path=str(tmp_path), csv_engine="numpy").csv_engine == "numpy"
+    monkeypatch.setattr(fastparse, "polars_available", lambda: False)
+    with pytest.raises(InputError) as info:
+        build(path=str(tmp_path), csv_engine="polars")
+    msg = str(info.value)
+    assert msg.startswith("data.csv_engine: 'polars' is unavailable") and "\n" not in msg
+    assert "pip install 'mtopt[polars]'" in msg
+    ds = build(path=str(tmp_path), csv_engine="auto")  # auto: numpy without polars
+    assert ds.csv_engine == "numpy" and ds.files["train"].engine == "numpy"

@@ -3,6 +3,7 @@ and the files on disk before and after (issue 15; the contract is docs/errors.md
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -43,6 +44,25 @@ def test_header_only_train_csv_is_bad_input(tmp_path: Path) -> None:
     recipe = _aliexpress(tmp_path / "d", [])
     r = run_cli("train", recipe, "--out", tmp_path / "run", timeout=40)
     assert_error(r, 2, "train.csv", "0 row(s)")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "engine, needle",
+    [("pandas", "one of auto, polars, numpy, got 'pandas'"), ("polars", "'polars' is unavailable")],
+)
+def test_csv_engine_errors_name_the_recipe_field(tmp_path: Path, engine: str, needle: str) -> None:
+    recipe = _aliexpress(tmp_path / "d", ["1,0.5,1,0", "2,0.1,0,0"])
+    stub = tmp_path / "hide" / "polars"  # an installed polars that does not import
+    stub.mkdir(parents=True)
+    (stub / "__init__.py").write_text("raise ImportError('hidden by the test')\n")
+    root = str(Path(__file__).resolve().parents[2])
+    path = os.pathsep.join([str(stub.parent), root, os.environ.get("PYTHONPATH", "")])
+    r = run_cli("train", recipe, "--out", tmp_path / "run", "--set", f"data.csv_engine={engine}",
+                env={"PYTHONPATH": path}, prefix=("env",), timeout=60)  # fmt: skip
+    line = assert_error(r, 2, f"{recipe}: data.csv_engine: {needle}")
+    if engine == "polars":
+        assert "pip install 'mtopt[polars]'" in line
     assert not (tmp_path / "run").exists()
 
 

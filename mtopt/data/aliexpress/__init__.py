@@ -22,8 +22,12 @@ is cached next to the file as ``<file>.mtopt-index.json`` (atomic, keyed by the 
 modification time). With ``binary_cache: true`` (default) the same pass also writes the parsed
 rows to ``<file>.mtopt-cache.bin`` (fixed-size records: int32 ids, float32 features, uint8
 labels; about 60 % of the CSV's size for the standard schema), so that later epochs and runs
-read binary blocks instead of parsing text (CSV parsing with numpy runs at roughly 50–60k
-rows/s per core; the binary reads are I/O bound). If the folder is read-only the caches are
+read binary blocks instead of parsing text (the binary reads are I/O bound). The CSV is parsed
+by ``csv_engine``: ``polars`` (the optional ``mtopt[polars]`` extra; the first pass about
+3.5× faster than numpy), ``numpy`` (``np.loadtxt``, roughly 55–65k rows/s) or ``auto``
+(default: polars when it imports). Both give the same rows, cache bytes and error messages: the
+polars engine hands any block it does not read exactly as numpy would to numpy
+(:mod:`~mtopt.data.aliexpress.fastparse`). If the folder is read-only the caches are
 skipped with a warning and the CSV is parsed on every pass. Batches are read block by block:
 with ``shuffle`` the block order is permuted and rows are shuffled within a buffer of
 ``shuffle_buffer`` rows, so memory stays bounded by ``shuffle_buffer + chunk_rows`` rows

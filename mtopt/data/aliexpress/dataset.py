@@ -18,6 +18,7 @@ from mtopt.data._util import (
     make_batch,
     unit_hash,
 )
+from mtopt.data.aliexpress.fastparse import resolve_engine
 from mtopt.data.aliexpress.index import CsvFile
 from mtopt.data.aliexpress.parse import CsvParsing
 from mtopt.data.aliexpress.rankplan import RankPlanning, _check_rank
@@ -56,6 +57,7 @@ class AliExpress(CsvParsing, RankPlanning, MTDataset):
         cache: bool = True,
         binary_cache: bool = True,
         delimiter: str = ",",
+        csv_engine: str = "auto",
     ) -> None:
         if path is None and (train_path is None or test_path is None):
             raise InputError(
@@ -80,9 +82,11 @@ class AliExpress(CsvParsing, RankPlanning, MTDataset):
         self.val_seed = int(val_seed)
         self.chunk_rows = int(chunk_rows)
         self.shuffle_buffer = int(shuffle_buffer)
+        #: the CSV parser of the first pass and of CSV reads: ``polars`` or ``numpy``
+        self.csv_engine = resolve_engine(csv_engine)
         self.files = {
-            "train": CsvFile(tr, self.chunk_rows, delimiter),
-            "test": CsvFile(te, self.chunk_rows, delimiter),
+            "train": CsvFile(tr, self.chunk_rows, delimiter, self.csv_engine),
+            "test": CsvFile(te, self.chunk_rows, delimiter, self.csv_engine),
         }
         rename = dict(rename or {})
         self.label_columns = list(label_columns)
@@ -284,7 +288,7 @@ _KNOWN = [
     "path", "train_path", "test_path", "train_file", "test_file", "val_from", "val_fraction",
     "val_seed", "cat_cardinalities", "rename", "categorical_columns", "numerical_columns",
     "label_columns", "task_names", "chunk_rows", "shuffle_buffer", "cache", "binary_cache",
-    "delimiter",
+    "delimiter", "csv_engine",
 ]  # fmt: skip
 
 

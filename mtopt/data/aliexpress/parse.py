@@ -82,6 +82,7 @@ class CsvParsing:
         f = self.files[key]
         dtype = self._record_dtype()
         mx = np.full(len(self.cat_cols), -1, dtype=np.int64)
+        handed = f.numpy_blocks
         for b in range(f.n_blocks):
             cat, dense, labels = self._parse_csv(key, b)
             self._check_cards(key, b, cat)
@@ -93,6 +94,13 @@ class CsvParsing:
                 fh.write(rec.tobytes())
         f.index["cat_max"] = mx.tolist()
         f.index["columns"] = self.usecols[key]
+        if f.numpy_blocks > handed:
+            warnings.warn(
+                f"{f.path}: {f.numpy_blocks - handed} of {f.n_blocks} blocks were parsed by numpy, "
+                "not polars (spaces, quotes, text or a carriage return in them, in any column); "
+                "the results are the same, the first pass slower",
+                stacklevel=4,
+            )
 
     def _prepare(self, key: str, f: CsvFile, cache: bool) -> None:
         """Make block reads possible: reuse or build the binary cache, or validate the CSV
