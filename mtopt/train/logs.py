@@ -44,18 +44,24 @@ class CsvLog:
         self._writer = csv.writer(self._fh)
 
     def truncate_after(self, step: int) -> None:
-        """Rewrite the file keeping the complete rows with ``step <= step``."""
+        """Rewrite the file keeping the complete rows with ``step <= step``. A file whose
+        columns are a subset of :attr:`columns` (written before columns were added) is
+        rewritten with the new header, the added cells empty."""
         with open(self.path, newline="", encoding="utf-8") as fh:
             rows = list(csv.reader(fh))
-        if not rows or rows[0] != self.columns:
+        old = rows[0] if rows else []
+        if not old or old[0] != "step" or not set(old) <= set(self.columns):
             raise InputError(
                 f"out_dir: {self.path} was written by a different run configuration (its "
                 "columns differ); resume with the same recipe or pass another out_dir"
             )
-        keep = [rows[0]]
+        keep = [self.columns]
         for row in rows[1:]:
-            if len(row) != len(self.columns):
+            if len(row) != len(old):
                 continue
+            if old != self.columns:  # a log of an older mtopt: columns added since are empty
+                cell = dict(zip(old, row))
+                row = [cell.get(c, "") for c in self.columns]
             try:
                 s = int(row[0])
             except ValueError:

@@ -148,6 +148,7 @@ def test_outputs_best_checkpoint_and_improvement(tmp_path: Path) -> None:
         "alpha.png",
         "auc.png",
         "loss.png",
+        "ranking.png",  # NE per task (the fake dataset declares no group and no funnel)
     ]
     metrics = rows(out / "metrics.csv")
     assert [int(r["step"]) for r in metrics] == [10, 20, 30]
