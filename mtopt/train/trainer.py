@@ -54,6 +54,7 @@ from mtopt.train import build, rundir
 from mtopt.train.checkpoint import check_training_checkpoint, load_checkpoint
 from mtopt.train.divergence import DIVERGENCE_FACTOR, Divergence
 from mtopt.train.evaluation import Evaluation
+from mtopt.train.leakage import check_leakage
 from mtopt.train.metrics import Accumulator, RunningStats, to_device
 from mtopt.train.sharding import RankSharding
 from mtopt.train.state import CHECKPOINT_FORMAT, CheckpointState
@@ -190,6 +191,7 @@ class Trainer(CheckpointState, Divergence, Evaluation, RankSharding, StepLogging
             dataset, model, method = build.build_components(r, self.device, self.source)
         self.dataset, self.model, self.method = dataset, model, method
         check_train_split(dataset, r, self.source, self.dist.world_size)
+        check_leakage(dataset, r.data.kwargs().get("allow_leakage", False), self.source)
         if self.dist.enabled:
             self.dist.broadcast_module_(model)  # same seed → same init; make sure of it
             attach(method, self.dist)
