@@ -105,17 +105,33 @@ def read_csv(path: str | Path) -> list[dict[str, float | str | None]]:
     return out
 
 
+#: the error of ``output.tensorboard: true`` without the optional ``tensorboard`` package
+TENSORBOARD_MISSING = (
+    "output.tensorboard: true needs the 'tensorboard' package, an optional extra of mtopt "
+    "(pip install 'mtopt[tensorboard]'), or set output.tensorboard: false"
+)
+
+
+def check_tensorboard(source: str | None = None) -> None:
+    """:class:`InputError` (:data:`TENSORBOARD_MISSING`, prefixed with ``source``) when the
+    ``tensorboard`` package cannot be imported."""
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        prefix = f"{source}: " if source else ""
+        raise InputError(prefix + TENSORBOARD_MISSING) from None
+
+
 class TensorBoardLog:
-    """Scalars to TensorBoard through ``torch.utils.tensorboard`` (needs ``tensorboard``)."""
+    """Scalars to TensorBoard through ``torch.utils.tensorboard`` (needs the ``tensorboard``
+    extra: ``pip install 'mtopt[tensorboard]'``)."""
 
     def __init__(self, log_dir: str | Path, purge_step: int | None = None) -> None:
+        check_tensorboard()
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            raise InputError(
-                "output.tensorboard: true needs the 'tensorboard' package "
-                "(pip install tensorboard), or set output.tensorboard: false"
-            ) from None
+            raise InputError(TENSORBOARD_MISSING) from None
         self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
 
     def scalars(self, step: int, values: dict[str, float | None]) -> None:
