@@ -158,10 +158,12 @@ def check_leakage(dataset: Any, allow: Any = False, source: str = "recipe") -> N
     batch = next(iter(dataset.batches("train", SAMPLE_ROWS)), None)
     if batch is None:
         return
+    labels = batch["labels"].numpy()
+    empty = np.zeros((labels.shape[0], 0))
     leaks = find_leaks(
-        batch["cat"].numpy(),
-        batch["dense"].numpy(),
-        batch["labels"].numpy(),
+        batch["cat"].numpy() if "cat" in batch else empty,
+        batch["dense"].numpy() if "dense" in batch else empty,
+        labels,
         list(dataset.schema.task_names),
         cat_names,
         dense_names,
