@@ -20,7 +20,7 @@ from mtopt.cli.app import app
 from mtopt.cli.flags import as_flags
 from mtopt.errors import InputError
 
-_KINDS = "auc, timing, diagnostics, solvers"
+_KINDS = "auc, ranking, timing, diagnostics, solvers"
 #: parameter names of mtopt.sweep's errors -> the flags of `mtopt sweep` / `mtopt reproduce`
 SWEEP_FLAGS = {"jobs": "--jobs", "preset": "--preset", "baseline": "--baseline"}
 REPRODUCE_FLAGS = {"jobs": "--jobs", "size": "--size"}

@@ -73,7 +73,11 @@ def epoch_rng(seed: int, epoch: int, split: str, salt: int = 0) -> np.random.Gen
 
 
 def make_batch(
-    cat: np.ndarray, dense: np.ndarray, labels: np.ndarray, user: np.ndarray | None = None
+    cat: np.ndarray,
+    dense: np.ndarray,
+    labels: np.ndarray,
+    user: np.ndarray | None = None,
+    group: np.ndarray | None = None,
 ) -> dict:
     """The batch dict of :mod:`mtopt.data.base` from numpy arrays (copied into new tensors)."""
     import torch
@@ -85,6 +89,8 @@ def make_batch(
     }
     if user is not None:
         batch["user"] = torch.from_numpy(np.ascontiguousarray(user, dtype=np.int64))
+    if group is not None:
+        batch["group"] = torch.from_numpy(np.ascontiguousarray(group, dtype=np.int64))
     return batch
 
 

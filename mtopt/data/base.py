@@ -7,7 +7,9 @@ A batch is a ``dict`` of CPU tensors:
 - ``"dense"``: ``FloatTensor[B, F]`` float32 dense features (F may be 0);
 - ``"labels"``: ``FloatTensor[B, n_tasks]`` in {0, 1};
 - ``"user"`` (optional): ``LongTensor[B]`` user ids in ``[0, schema.n_users)`` for personalised
-  methods (DRGrad's PPNet gate).
+  methods (DRGrad's PPNet gate);
+- ``"group"`` (optional): ``LongTensor[B]`` group ids (e.g. AliExpress ``search_id``) when the
+  dataset declares one; the key named by ``schema.group_key`` groups the rows for GAUC.
 
 Datasets are iterables of batches, seeded and reproducible: ``batches(split, batch_size,
 shuffle, seed, epoch)`` yields the same batches for the same arguments. Large files stream
@@ -48,6 +50,12 @@ class Schema:
     task_names: list[str]
     n_users: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    #: batch key whose ids group the rows for the group AUC (``"user"``, ``"group"``); ``None``:
+    #: no grouping, GAUC is reported as null
+    group_key: str | None = None
+    #: ``(click task, conversion task)`` when the conversion label is CTCVR (click and
+    #: conversion): the evaluation then reports the CVR AUC on the clicked rows
+    funnel: tuple[str, str] | None = None
 
     @property
     def n_tasks(self) -> int:

@@ -28,6 +28,8 @@ the CTCVR loss on AliExpress. ``loss_ratio: 23`` sets the conversion rate so tha
 the base-rate predictors, ``H(click_rate) / H(click_rate · conversion_rate)`` (H = binary entropy
 in nats), equals 23 — it changes the CTCVR base rate, and with it the loss ratio seen in
 training. ``schema.extra`` reports the nominal and realised rates and the entropy ratio.
+``schema.funnel`` is (task 1, task 2): the evaluation reports the CVR AUC on clicked rows; with
+``n_users > 0`` ``schema.group_key`` is ``"user"``: the group AUC is taken over users.
 
 Splits ``train`` / ``val`` / ``test`` are drawn from independent streams of ``seed`` (changing
 ``n_train`` does not change the validation or test rows). All splits are materialised in memory
@@ -202,6 +204,8 @@ class SyntheticRanking(InMemoryDataset):
                 "entropy_ratio": binary_entropy(rates[0]) / max(binary_entropy(rates[1]), 1e-300),
                 "conversion_rate": float(conversion_rate),
             },
+            group_key="user" if self.n_users else None,  # GAUC over users
+            funnel=(task_names[0], task_names[1]),  # task 2 is CTCVR: conversion after a click
         )
 
     # ------------------------------------------------------------------ world

@@ -9,6 +9,8 @@ one table. Five reducers (``SweepConfig.kind``) give the analogues of the PUB pa
   std over seeds; ``‡`` where a method is significantly better than its plain backbone (Welch's
   t-test, one-sided, ``p < 0.05``, :func:`welch_greater`); the best value of each column in bold
   (compared at the 4 decimals shown, ties all bold, :func:`best_rows`).
+- ``ranking``: per recipe, the test AUC, GAUC, normalized entropy and log-loss of every task and
+  the CVR AUC on clicked rows, mean ± std over seeds (best per column in bold; lowest NE).
 - ``timing`` (Table V): CPU and wall seconds per epoch (training only, no evaluation),
   per-step and per-solve milliseconds, and the ratios to the plain backbone; one run at a time.
 - ``diagnostics`` (Table I / §III): the per-step cosine similarity of gradient and update on the
@@ -64,10 +66,10 @@ run). ``timing`` sweeps always run one at a time.
 - :mod:`~mtopt.sweep.observe`: :class:`ObservedMethod`, :func:`train_observed`.
 - :mod:`~mtopt.sweep.table`: :class:`Table`, :func:`row_name` and the row/column helpers of the
   table builders.
-- :mod:`~mtopt.sweep.tables_auc`, :mod:`~mtopt.sweep.tables_timing`,
-  :mod:`~mtopt.sweep.tables_solvers`, :mod:`~mtopt.sweep.tables_diagnostics`: the four table
-  builders (:func:`auc_table`, :func:`timing_table`, :func:`solver_table`,
-  :func:`diagnostics_table`).
+- :mod:`~mtopt.sweep.tables_auc`, :mod:`~mtopt.sweep.tables_ranking`,
+  :mod:`~mtopt.sweep.tables_timing`, :mod:`~mtopt.sweep.tables_solvers`,
+  :mod:`~mtopt.sweep.tables_diagnostics`: the five table builders (:func:`auc_table`,
+  :func:`ranking_table`, :func:`timing_table`, :func:`solver_table`, :func:`diagnostics_table`).
 - :mod:`~mtopt.sweep.report`: :func:`reduce` (:data:`REDUCERS`), :func:`failed_runs`,
   :func:`write_outputs`.
 - :mod:`~mtopt.sweep.execution`: :func:`execute` (one run), :func:`load_result`,

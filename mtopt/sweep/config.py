@@ -7,10 +7,16 @@ from dataclasses import dataclass, field
 from mtopt.errors import InputError
 from mtopt.sweep.spec import Spec, method_label
 
-KINDS = ("auc", "timing", "diagnostics", "solvers")
+KINDS = ("auc", "ranking", "timing", "diagnostics", "solvers")
 
 
-OBSERVE = {"auc": None, "timing": "timing", "diagnostics": "diagnostics", "solvers": None}
+OBSERVE = {
+    "auc": None,
+    "ranking": None,
+    "timing": "timing",
+    "diagnostics": "diagnostics",
+    "solvers": None,
+}
 
 
 SIZES = ("quick", "standard", "full")
@@ -27,7 +33,7 @@ class SweepConfig:
         methods: method specs; the one whose label equals ``baseline`` is the plain backbone.
         seeds: training seeds (``train.seed``; the data's seed stays the recipe's).
         overrides: ``--set`` overrides applied to every recipe first (e.g. the size).
-        kind: reducer: ``auc``, ``timing``, ``diagnostics`` or ``solvers``.
+        kind: reducer: ``auc``, ``ranking``, ``timing``, ``diagnostics`` or ``solvers``.
         baseline: method label of the plain-backbone row (marks compare against it).
         stl: add a single-task-learning row (backbone ``stl`` with ``ls``).
         description: one paragraph saying what the sweep covers (written into the table).

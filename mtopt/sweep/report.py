@@ -17,11 +17,13 @@ from mtopt.sweep.spec import method_label
 from mtopt.sweep.table import Table
 from mtopt.sweep.tables_auc import auc_table
 from mtopt.sweep.tables_diagnostics import diagnostics_table
+from mtopt.sweep.tables_ranking import ranking_table
 from mtopt.sweep.tables_solvers import solver_table
 from mtopt.sweep.tables_timing import timing_table
 
 REDUCERS: dict[str, Callable[..., Table]] = {
     "auc": auc_table,
+    "ranking": ranking_table,
     "timing": timing_table,
     "diagnostics": diagnostics_table,
     "solvers": solver_table,

@@ -111,18 +111,40 @@ class Evaluation:
         for t in self.tasks:
             row[f"val_auc_{t}"] = val.auc[t]
             row[f"val_logloss_{t}"] = val.logloss[t]
+            row[f"val_ne_{t}"] = val.ne[t]
+            row[f"val_gauc_{t}"] = val.gauc[t]
+        row["val_gauc_avg"] = val.gauc_avg
+        row["val_cvr_auc"] = val.cvr_auc
         if test is not None:
             for t in self.tasks:
                 row[f"test_auc_{t}"] = test.auc[t]
             row["test_auc_avg"] = test.auc_avg
         self.metrics_log.write(row)
         if self.tb is not None:
-            vals: dict[str, float | None] = {"val/auc_avg": val.auc_avg}
-            vals.update({f"val/auc_{t}": v for t, v in val.auc.items()})
+            vals = eval_scalars("val", val)
             if test is not None:
-                vals["test/auc_avg"] = test.auc_avg
+                vals.update(eval_scalars("test", test))
             self.tb.scalars(self.step, vals)
 
     def _eval_epoch(self) -> int:
         """1-based epoch of an evaluation at the current position."""
         return self.epoch if self.batch_in_epoch == 0 and self.step > 0 else self.epoch + 1
+
+
+def eval_scalars(prefix: str, res: EvalResult) -> dict[str, float | None]:
+    """The TensorBoard scalars of one evaluation: ``{prefix}/auc_<task>``, ``auc_avg``,
+    ``logloss_<task>``, ``ne_<task>``, and ``gauc_<task>`` / ``gauc_avg`` (with a group
+    column) and ``cvr_auc`` (with a click → conversion funnel); undefined values are skipped
+    by the writer."""
+    vals: dict[str, float | None] = {f"{prefix}/auc_avg": res.auc_avg}
+    for t in res.auc:
+        vals[f"{prefix}/auc_{t}"] = res.auc[t]
+        vals[f"{prefix}/logloss_{t}"] = res.logloss[t]
+        vals[f"{prefix}/ne_{t}"] = res.ne.get(t)
+        if res.gauc_groups is not None:
+            vals[f"{prefix}/gauc_{t}"] = res.gauc.get(t)
+    if res.gauc_groups is not None:
+        vals[f"{prefix}/gauc_avg"] = res.gauc_avg
+    if res.cvr_rows is not None:
+        vals[f"{prefix}/cvr_auc"] = res.cvr_auc
+    return vals

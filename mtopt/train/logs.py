@@ -44,18 +44,24 @@ class CsvLog:
         self._writer = csv.writer(self._fh)
 
     def truncate_after(self, step: int) -> None:
-        """Rewrite the file keeping the complete rows with ``step <= step``."""
+        """Rewrite the file keeping the complete rows with ``step <= step``. A file whose
+        columns are a subset of :attr:`columns` (written before columns were added) is
+        rewritten with the new header, the added cells empty."""
         with open(self.path, newline="", encoding="utf-8") as fh:
             rows = list(csv.reader(fh))
-        if not rows or rows[0] != self.columns:
+        old = rows[0] if rows else []
+        if not old or old[0] != "step" or not set(old) <= set(self.columns):
             raise InputError(
                 f"out_dir: {self.path} was written by a different run configuration (its "
                 "columns differ); resume with the same recipe or pass another out_dir"
             )
-        keep = [rows[0]]
+        keep = [self.columns]
         for row in rows[1:]:
-            if len(row) != len(self.columns):
+            if len(row) != len(old):
                 continue
+            if old != self.columns:  # a log of an older mtopt: columns added since are empty
+                cell = dict(zip(old, row))
+                row = [cell.get(c, "") for c in self.columns]
             try:
                 s = int(row[0])
             except ValueError:
@@ -99,17 +105,33 @@ def read_csv(path: str | Path) -> list[dict[str, float | str | None]]:
     return out
 
 
+#: the error of ``output.tensorboard: true`` without the optional ``tensorboard`` package
+TENSORBOARD_MISSING = (
+    "output.tensorboard: true needs the 'tensorboard' package, an optional extra of mtopt "
+    "(pip install 'mtopt[tensorboard]'), or set output.tensorboard: false"
+)
+
+
+def check_tensorboard(source: str | None = None) -> None:
+    """:class:`InputError` (:data:`TENSORBOARD_MISSING`, prefixed with ``source``) when the
+    ``tensorboard`` package cannot be imported."""
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        prefix = f"{source}: " if source else ""
+        raise InputError(prefix + TENSORBOARD_MISSING) from None
+
+
 class TensorBoardLog:
-    """Scalars to TensorBoard through ``torch.utils.tensorboard`` (needs ``tensorboard``)."""
+    """Scalars to TensorBoard through ``torch.utils.tensorboard`` (needs the ``tensorboard``
+    extra: ``pip install 'mtopt[tensorboard]'``)."""
 
     def __init__(self, log_dir: str | Path, purge_step: int | None = None) -> None:
+        check_tensorboard()
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            raise InputError(
-                "output.tensorboard: true needs the 'tensorboard' package "
-                "(pip install tensorboard), or set output.tensorboard: false"
-            ) from None
+            raise InputError(TENSORBOARD_MISSING) from None
         self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
 
     def scalars(self, step: int, values: dict[str, float | None]) -> None:

@@ -1,8 +1,11 @@
-"""Evaluation metrics: per-task ROC AUC (scikit-learn) and log-loss, and running statistics.
+"""Evaluation metrics: per-task ROC AUC (scikit-learn), log-loss, normalized entropy, group AUC
+and the CVR AUC on clicked rows (:mod:`mtopt.train.ranking`), and running statistics.
 
 A task whose labels in a split have a single class has no defined AUC: it is reported as
 ``None`` (JSON ``null``) with a warning — never a crash and never 0.5. The average AUC is the
-mean over the tasks whose AUC is defined (``None`` if none is).
+mean over the tasks whose AUC is defined (``None`` if none is); ``auc_avg_tasks`` lists them.
+GAUC is ``None`` for every task when the dataset declares no group (``schema.group_key``); the
+CVR AUC when it declares no click → conversion funnel (``schema.funnel``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import numpy as np
 import torch
 
 from mtopt.errors import RunError
+from mtopt.train.ranking import cvr_scores, gauc, normalized_entropy
 
 #: probabilities are clipped to [EPS, 1 - EPS] for the log-loss
 LOGLOSS_EPS = 1e-7
@@ -55,22 +59,43 @@ def mean_or_none(values: list[float | None]) -> float | None:
 
 @dataclass
 class EvalResult:
-    """AUC and log-loss per task on one split."""
+    """AUC, log-loss, NE and GAUC per task on one split, and the CVR AUC on clicked rows.
+
+    ``gauc_groups`` is ``None`` without a group column, else per task ``{"used", "skipped"}``
+    (groups with a single class are skipped); ``cvr_auc`` / ``cvr_rows`` are ``None`` without
+    a click → conversion funnel (``cvr_rows``: the clicked rows).
+    """
 
     split: str
     auc: dict[str, float | None]
     logloss: dict[str, float | None]
     rows: int
+    ne: dict[str, float | None] = field(default_factory=dict)
+    gauc: dict[str, float | None] = field(default_factory=dict)
+    gauc_groups: dict[str, dict[str, int]] | None = None
+    cvr_auc: float | None = None
+    cvr_rows: int | None = None
 
     @property
     def auc_avg(self) -> float | None:
         return mean_or_none(list(self.auc.values()))
 
+    @property
+    def gauc_avg(self) -> float | None:
+        return mean_or_none(list(self.gauc.values()))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "auc": dict(self.auc),
             "auc_avg": self.auc_avg,
+            "auc_avg_tasks": [t for t, v in self.auc.items() if v is not None],
             "logloss": dict(self.logloss),
+            "ne": dict(self.ne),
+            "gauc": dict(self.gauc),
+            "gauc_avg": self.gauc_avg,
+            "gauc_groups": None if self.gauc_groups is None else dict(self.gauc_groups),
+            "cvr_auc": self.cvr_auc,
+            "cvr_rows": self.cvr_rows,
             "rows": self.rows,
         }
 
@@ -101,11 +126,16 @@ def evaluate(
     device: str | torch.device = "cpu",
     max_batches: int | None = None,
 ) -> EvalResult:
-    """Per-task AUC and log-loss of ``model.probabilities`` on ``split`` of ``dataset``."""
+    """Per-task AUC, log-loss, NE and GAUC of ``model.probabilities`` on ``split`` of
+    ``dataset``, and the CVR AUC on clicked rows (see the module docstring)."""
+    schema = getattr(dataset, "schema", None)
+    group_key = getattr(schema, "group_key", None)
+    funnel = getattr(schema, "funnel", None)
     was_training = model.training
     model.eval()
     probs: list[np.ndarray] = []
     labels: list[np.ndarray] = []
+    groups: list[np.ndarray] = []
     try:
         for i, batch in enumerate(dataset.batches(split, batch_size, shuffle=False)):
             if max_batches is not None and i >= max_batches:
@@ -114,6 +144,8 @@ def evaluate(
             p = model.probabilities(b)
             probs.append(p.detach().to("cpu", torch.float64).numpy())
             labels.append(batch["labels"].to(torch.float64).numpy())
+            if group_key is not None:
+                groups.append(batch[group_key].numpy())
     finally:
         model.train(was_training)
     names = list(model.task_names)
@@ -125,12 +157,28 @@ def evaluate(
             f"{split}: the model predicts non-finite probabilities; training diverged "
             "(lower optimizer.lr or check the data)"
         )
-    auc: dict[str, float | None] = {}
-    logloss: dict[str, float | None] = {}
+    res = EvalResult(split=split, auc={}, logloss={}, rows=int(Y.shape[0]))
+    G = np.concatenate(groups) if groups else np.zeros(0, np.int64)
+    counts: dict[str, dict[str, int]] = {}
     for i, name in enumerate(names):
-        auc[name] = task_auc(Y[:, i], P[:, i], where=f"{split} split, task {name!r}")
-        logloss[name] = _logloss(Y[:, i], P[:, i])
-    return EvalResult(split=split, auc=auc, logloss=logloss, rows=int(Y.shape[0]))
+        res.auc[name] = task_auc(Y[:, i], P[:, i], where=f"{split} split, task {name!r}")
+        res.logloss[name] = _logloss(Y[:, i], P[:, i])
+        res.ne[name] = normalized_entropy(res.logloss[name], Y[:, i])
+        res.gauc[name] = None
+        if group_key is not None:
+            g = gauc(Y[:, i], P[:, i], G)
+            res.gauc[name], counts[name] = g.value, g.counts()
+    res.gauc_groups = counts if group_key is not None else None
+    if funnel is not None and funnel[0] in names and funnel[1] in names:
+        c, v = names.index(funnel[0]), names.index(funnel[1])
+        clicked = Y[:, c] == 1
+        res.cvr_rows = int(clicked.sum())
+        res.cvr_auc = task_auc(
+            Y[clicked, v],
+            cvr_scores(P[clicked, c], P[clicked, v]),
+            where=f"{split} split, CVR AUC of {funnel[1]!r} on the rows with {funnel[0]} = 1",
+        )
+    return res
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""PNG plots of a run (matplotlib, Agg backend): losses, validation AUC, task weights / α."""
+"""PNG plots of a run (matplotlib, Agg backend): losses, validation AUC, the ranking metrics
+(normalized entropy, GAUC, CVR AUC on clicked rows), task weights / α."""
 
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ def _thin(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def plot_run(out_dir: str | Path, task_names: list[str]) -> list[Path]:
-    """Write ``loss.png``, ``auc.png`` and (when weights were logged) ``alpha.png`` in
+    """Write ``loss.png``, ``auc.png``, ``ranking.png`` (when ``metrics.csv`` has the ranking
+    columns) and (when weights were logged) ``alpha.png`` in
     ``out_dir/plots`` from ``steps.csv`` and ``metrics.csv``; return the written paths."""
     import matplotlib
 
@@ -88,6 +90,10 @@ def plot_run(out_dir: str | Path, task_names: list[str]) -> list[Path]:
     plt.close(fig)
     written.append(path)
 
+    path = _ranking_plot(evals, task_names, colors, pdir, plt)
+    if path is not None:
+        written.append(path)
+
     if any(r.get(f"weight_{t}") is not None for r in steps for t in task_names):
         fig, ax = plt.subplots(figsize=(7, 4.2))
         ws: list[float] = []
@@ -108,3 +114,40 @@ def plot_run(out_dir: str | Path, task_names: list[str]) -> list[Path]:
         plt.close(fig)
         written.append(path)
     return written
+
+
+def _ranking_plot(
+    evals: list[dict[str, Any]], task_names: list[str], colors: list[str], pdir: Path, plt: Any
+) -> Path | None:
+    """``ranking.png``: validation NE per task; GAUC per task and the CVR AUC on clicked rows
+    when they were logged. ``None`` (nothing written) for a log without the ranking columns."""
+    has = {
+        "ne": any(r.get(f"val_ne_{t}") is not None for r in evals for t in task_names),
+        "gauc": any(r.get(f"val_gauc_{t}") is not None for r in evals for t in task_names),
+        "cvr": any(r.get("val_cvr_auc") is not None for r in evals),
+    }
+    if not has["ne"]:
+        return None
+    panels = ["ne"] + [k for k in ("gauc", "cvr") if has[k]]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.0), squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        if panel == "cvr":
+            x, y = _series(evals, "val_cvr_auc")
+            ax.plot(x, y, "o-k", label="CVR AUC, clicked rows")
+            ax.set_ylabel("validation AUC")
+        else:
+            for t, c in zip(task_names, colors):
+                x, y = _series(evals, f"val_{panel}_{t}")
+                if x.size:
+                    ax.plot(x, y, "o-", color=c, label=t)
+            ax.set_ylabel("validation " + ("normalized entropy" if panel == "ne" else "GAUC"))
+        if panel == "ne":
+            ax.axhline(1.0, color="0.6", lw=0.8, ls=":")  # the base-rate predictor
+        ax.set_xlabel("step")
+        ax.legend(fontsize=8)
+    fig.suptitle("ranking metrics (NE: lower is better, 1 = base rate)")
+    fig.tight_layout()
+    path = pdir / "ranking.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

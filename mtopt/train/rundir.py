@@ -311,4 +311,18 @@ def summary(t: Any, status: str) -> dict[str, Any]:
         "solver_status": dict(sorted(t.status_counts.items())),
         "warnings": list(t.warnings),
         "checkpoint": str(t.ckpt_dir / "best.pt") if t.best else None,
+        "ranking": ranking_info(getattr(t.dataset, "schema", None)),
+    }
+
+
+def ranking_info(schema: Any) -> dict[str, Any]:
+    """What the ranking metrics of the summary refer to: ``group`` (the column whose groups
+    GAUC averages over, or null) and ``funnel`` (``[click task, conversion task]`` of the CVR
+    AUC on clicked rows, or null)."""
+    key = getattr(schema, "group_key", None)
+    extra = getattr(schema, "extra", None) or {}
+    funnel = getattr(schema, "funnel", None)
+    return {
+        "group": extra.get("group_column", key) if key is not None else None,
+        "funnel": list(funnel) if funnel is not None else None,
     }

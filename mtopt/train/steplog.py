@@ -40,6 +40,7 @@ class StepLogging:
     accum: Any
     alpha: list[Any]
     status_counts: dict[str, int]
+    dataset: Any
 
     def _open_logs(self, resume_step: int | None) -> None:
         """Open ``steps.csv`` / ``metrics.csv`` (cut back to ``resume_step`` when resuming) and
@@ -52,6 +53,7 @@ class StepLogging:
         metric_cols += [f"val_auc_{t}" for t in tasks] + ["val_auc_avg"]
         metric_cols += [f"val_logloss_{t}" for t in tasks] + ["best"]
         metric_cols += [f"test_auc_{t}" for t in tasks] + ["test_auc_avg", "seconds"]
+        metric_cols += ranking_columns(getattr(self.dataset, "schema", None), tasks)
         self.steps_log: Any = CsvLog(self.out / "steps.csv", step_cols) if main else _NullLog()
         self.metrics_log: Any = (
             CsvLog(self.out / "metrics.csv", metric_cols) if main else _NullLog()
@@ -99,3 +101,15 @@ class StepLogging:
             if has_w:
                 vals.update({f"weight/{t}": float(w) for t, w in zip(self.tasks, info.weights)})
             self.tb.scalars(self.step, vals)
+
+
+def ranking_columns(schema: Any, tasks: list[str]) -> list[str]:
+    """The ranking columns of ``metrics.csv`` (after ``seconds``): ``val_ne_<task>``, with a
+    group column ``val_gauc_<task>`` and ``val_gauc_avg``, with a click → conversion funnel
+    ``val_cvr_auc``."""
+    cols = [f"val_ne_{t}" for t in tasks]
+    if getattr(schema, "group_key", None) is not None:
+        cols += [f"val_gauc_{t}" for t in tasks] + ["val_gauc_avg"]
+    if getattr(schema, "funnel", None) is not None:
+        cols.append("val_cvr_auc")
+    return cols

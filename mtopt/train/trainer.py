@@ -54,6 +54,8 @@ from mtopt.train import build, rundir
 from mtopt.train.checkpoint import check_training_checkpoint, load_checkpoint
 from mtopt.train.divergence import DIVERGENCE_FACTOR, Divergence
 from mtopt.train.evaluation import Evaluation
+from mtopt.train.leakage import check_leakage
+from mtopt.train.logs import check_tensorboard
 from mtopt.train.metrics import Accumulator, RunningStats, to_device
 from mtopt.train.sharding import RankSharding
 from mtopt.train.state import CHECKPOINT_FORMAT, CheckpointState
@@ -139,13 +141,7 @@ class Trainer(CheckpointState, Divergence, Evaluation, RankSharding, StepLogging
     def _run(self, resume: bool, overwrite: bool) -> dict[str, Any]:
         r = self.recipe
         if r.output.tensorboard:
-            try:
-                import tensorboard  # noqa: F401
-            except ImportError:
-                raise InputError(
-                    f"{self.source}: output.tensorboard: true needs the 'tensorboard' package "
-                    "(pip install tensorboard), or set output.tensorboard: false"
-                ) from None
+            check_tensorboard(self.source)
         # ---- 1. validate the whole run; nothing on disk changes before it passed
         ckpt = self._validate(resume, overwrite)
         # ---- 2. the disk: folder, stale temporary files, the old run moved aside
@@ -190,6 +186,7 @@ class Trainer(CheckpointState, Divergence, Evaluation, RankSharding, StepLogging
             dataset, model, method = build.build_components(r, self.device, self.source)
         self.dataset, self.model, self.method = dataset, model, method
         check_train_split(dataset, r, self.source, self.dist.world_size)
+        check_leakage(dataset, r.data.kwargs().get("allow_leakage", False), self.source)
         if self.dist.enabled:
             self.dist.broadcast_module_(model)  # same seed → same init; make sure of it
             attach(method, self.dist)

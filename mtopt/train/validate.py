@@ -17,7 +17,7 @@ from mtopt.errors import InputError
 #: otherwise: ids must be < this (10 M rows ≈ 40 MB per embedding dimension in float32)
 DEFAULT_MAX_VOCAB = 10_000_000
 #: recipe fields of ``data`` that the composition root reads itself (not passed to the dataset)
-ROOT_DATA_OPTIONS = ("max_vocab",)
+ROOT_DATA_OPTIONS = ("max_vocab", "allow_leakage")
 
 
 def max_vocab(recipe: Recipe, source: str = "recipe") -> int:

@@ -194,13 +194,14 @@ def shard_recipe(data_dir: str, **train: Any):
 
 
 def _recording(ds: Any, record: dict[str, Any]) -> None:
-    """Make ``ds.batches`` keep the train batches it yields and, once a train stream ends, its
-    pieces and rows read (before an evaluation resets ``ds.stats``)."""
+    """Make ``ds.batches`` keep the train batches it yields for training (shuffled) and, once
+    such a stream ends, its pieces and rows read (before an evaluation resets ``ds.stats``).
+    The unshuffled read of the leakage guard's sample before training is not recorded."""
     orig = ds.batches
 
     def batches(split: str, *args: Any, **kw: Any) -> Any:
         it = orig(split, *args, **kw)
-        if split != "train":
+        if split != "train" or not kw.get("shuffle"):
             yield from it
             return
         for b in it:

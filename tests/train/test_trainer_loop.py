@@ -148,6 +148,7 @@ def test_outputs_best_checkpoint_and_improvement(tmp_path: Path) -> None:
         "alpha.png",
         "auc.png",
         "loss.png",
+        "ranking.png",  # NE per task (the fake dataset declares no group and no funnel)
     ]
     metrics = rows(out / "metrics.csv")
     assert [int(r["step"]) for r in metrics] == [10, 20, 30]
@@ -190,12 +191,11 @@ def test_folder_and_resume_guards(tmp_path: Path) -> None:
     shutil.rmtree(out)
 
 
-def test_tensorboard_missing_is_a_clear_error(tmp_path: Path) -> None:
-    try:
-        import tensorboard  # noqa: F401
-
-        pytest.skip("tensorboard is installed")
-    except ImportError:
-        pass
-    with pytest.raises(InputError, match=r"output.tensorboard: true needs the 'tensorboard'"):
+def test_tensorboard_missing_is_a_clear_error(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # as if not installed
+    with pytest.raises(InputError) as err:
         run(tmp_path / "tb", output={"tensorboard": True})
+    msg = str(err.value)
+    assert "output.tensorboard: true needs the 'tensorboard' package" in msg and "\n" not in msg
+    assert "pip install 'mtopt[tensorboard]'" in msg
+    assert not (tmp_path / "tb").exists()

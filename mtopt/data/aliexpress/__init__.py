@@ -4,9 +4,12 @@ Format (the processed files used by open-source multi-task ranking code): a head
 ``search_id, categorical_1 … categorical_16, numerical_1 … numerical_63, click, conversion``,
 then one row per impression; categorical values are integer ids ``≥ 0``, numerical values are
 floats, ``click`` and ``conversion`` are 0/1 (``conversion`` = click and purchase: the CTCVR
-label). ``search_id`` and any other column not selected is ignored. Dataset: Li et al.,
-"Improving Multi-Scenario Learning to Rank in E-commerce by Exploiting Task Relationships in
-the Label Space", CIKM 2020 (AliExpress_NL / _ES / _FR / _US).
+label). ``search_id`` and any other column not selected is ignored, unless
+``group_column: search_id`` makes it the group column of the GAUC (``batch["group"]``,
+``schema.group_key = "group"``). With ``click`` and ``conversion`` among the label columns,
+``schema.funnel`` declares them a click → conversion funnel (the CVR AUC on clicked rows).
+Dataset: Li et al., "Improving Multi-Scenario Learning to Rank in E-commerce by Exploiting Task
+Relationships in the Label Space", CIKM 2020 (AliExpress_NL / _ES / _FR / _US).
 
 Files and splits. ``path`` is a folder holding ``train.csv`` and ``test.csv`` as distributed
 (or give ``train_path`` / ``test_path``). ``test`` is the test file. ``val`` is carved out of

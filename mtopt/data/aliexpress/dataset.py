@@ -52,6 +52,7 @@ class AliExpress(CsvParsing, RankPlanning, MTDataset):
         numerical_columns: Sequence[str] | None = None,
         label_columns: Sequence[str] = ("click", "conversion"),
         task_names: Sequence[str] | None = None,
+        group_column: str | None = None,
         chunk_rows: int = 16384,
         shuffle_buffer: int = 131072,
         cache: bool = True,
@@ -114,10 +115,25 @@ class AliExpress(CsvParsing, RankPlanning, MTDataset):
             )
         self.cat_cols, self.num_cols = cat_cols, num_cols
         wanted = [*cat_cols, *num_cols, *self.label_columns]
+        if group_column is not None and (
+            not isinstance(group_column, str) or group_column in wanted
+        ):
+            raise InputError(
+                f"data.group_column: a column name that is neither a feature nor a label, got "
+                f"{group_column!r} (e.g. search_id)"
+            )
+        self.group_col = group_column
+        if group_column is not None:
+            wanted.append(group_column)
         self.usecols: dict[str, list[int]] = {}
         for key, f in self.files.items():
             hdr = names[key]
             missing = [c for c in wanted if c not in hdr]
+            if group_column in missing:
+                raise InputError(
+                    f"{f.path}: data.group_column: no column {group_column!r} in the header "
+                    "(name the group column, e.g. search_id, or remove the option)"
+                )
             if missing:
                 raise InputError(
                     f"{f.path}: missing column(s) {', '.join(missing)} in the header (map "
@@ -169,7 +185,10 @@ class AliExpress(CsvParsing, RankPlanning, MTDataset):
                 "test_file": str(te),
                 "val_from": val_from,
                 "val_fraction": self.val_fraction,
+                **({"group_column": group_column} if group_column is not None else {}),
             },
+            group_key="group" if group_column is not None else None,
+            funnel=_funnel(self.label_columns, names_out),
         )
 
     # ------------------------------------------------------------------ splits
@@ -231,19 +250,18 @@ class AliExpress(CsvParsing, RankPlanning, MTDataset):
                     [int(seed), int(epoch), check_split_name(split), 1, rank, world_size]
                 )
         limit = max(self.shuffle_buffer, batch_size) if shuffle else batch_size
-        pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        pending: list[tuple[np.ndarray, ...]] = []
         held = 0
         yielded = 0
 
         def drain(final: bool) -> Iterator[dict]:
             nonlocal pending, held, yielded
-            cat = np.concatenate([p[0] for p in pending])
-            dense = np.concatenate([p[1] for p in pending])
-            labels = np.concatenate([p[2] for p in pending])
+            cols = [np.concatenate([p[k] for p in pending]) for k in range(len(pending[0]))]
+            n = len(cols[2])
             if rng is not None:
-                perm = rng.permutation(len(labels))
-                cat, dense, labels = cat[perm], dense[perm], labels[perm]
-            full = len(labels) if final else len(labels) - len(labels) % batch_size
+                perm = rng.permutation(n)
+                cols = [c[perm] for c in cols]
+            full = n if final else n - n % batch_size
             for s in range(0, full, batch_size):
                 if quota is not None and yielded >= quota:
                     return
@@ -251,25 +269,38 @@ class AliExpress(CsvParsing, RankPlanning, MTDataset):
                 self.stats["batches"] += 1
                 self.stats["rows_yielded"] += e - s
                 yielded += 1
-                yield make_batch(cat[s:e], dense[s:e], labels[s:e])
-            rest = (cat[full:], dense[full:], labels[full:])
+                part = [c[s:e] for c in cols]
+                yield make_batch(*part[:3], group=part[3] if len(part) > 3 else None)
+            rest = tuple(c[full:] for c in cols)
             pending = [rest] if len(rest[2]) else []
             held = len(rest[2])
 
         for b, lo, hi in pieces:
             if quota is not None and yielded >= quota:
                 return  # the rest of this process's share is the documented drop
-            cat, dense, labels = self._read(key, b, lo, hi, split)
-            mask = self._mask(b * f.chunk_rows + lo, len(labels), keep_val)
+            rows = [a for a in self._read(key, b, lo, hi, split) if a is not None]
+            mask = self._mask(b * f.chunk_rows + lo, len(rows[2]), keep_val)
             if mask is not None:
-                cat, dense, labels = cat[mask], dense[mask], labels[mask]
-            pending.append((cat, dense, labels))
+                rows = [a[mask] for a in rows]
+            pending.append(tuple(rows))
+            labels = rows[2]
             held += len(labels)
             self.stats["max_buffer_rows"] = max(self.stats["max_buffer_rows"], held)
             if held >= limit:
                 yield from drain(final=False)
         if held and (quota is None or yielded < quota):
             yield from drain(final=True)
+
+
+def _funnel(label_columns: list[str], task_names: list[str]) -> tuple[str, str] | None:
+    """(click task, conversion task) when the labels include the files' ``click`` and
+    ``conversion`` columns (``conversion`` is CTCVR: click and purchase), else ``None``."""
+    if "click" in label_columns and "conversion" in label_columns:
+        return (
+            task_names[label_columns.index("click")],
+            task_names[label_columns.index("conversion")],
+        )
+    return None
 
 
 def _fresh_stats() -> dict[str, Any]:
@@ -287,8 +318,8 @@ def _fresh_stats() -> dict[str, Any]:
 _KNOWN = [
     "path", "train_path", "test_path", "train_file", "test_file", "val_from", "val_fraction",
     "val_seed", "cat_cardinalities", "rename", "categorical_columns", "numerical_columns",
-    "label_columns", "task_names", "chunk_rows", "shuffle_buffer", "cache", "binary_cache",
-    "delimiter", "csv_engine",
+    "label_columns", "task_names", "group_column", "chunk_rows", "shuffle_buffer", "cache",
+    "binary_cache", "delimiter", "csv_engine",
 ]  # fmt: skip
 
 

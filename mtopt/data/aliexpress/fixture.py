@@ -21,6 +21,7 @@ def write_synthetic_aliexpress_csv(
     n_num: int = 63,
     loss_ratio: float | None = 23.0,
     chunk: int = 50000,
+    impressions_per_search: int = 1,
 ) -> Path:
     """Write ``rows`` rows of learnable synthetic data in the AliExpress CSV schema.
 
@@ -29,8 +30,9 @@ def write_synthetic_aliexpress_csv(
     CTCVR labels; ``loss_ratio`` as in that dataset, ``None`` for its default 10 % conversion
     rate after a click). ``world_seed`` fixes the generative model and ``seed`` the rows, so a
     ``train.csv`` (seed 0) and a ``test.csv`` (seed 1) written with the same ``world_seed``
-    share the signal. Written in chunks (bounded memory), atomically. For tests and
-    benchmarks.
+    share the signal. ``search_id`` is the row index divided by ``impressions_per_search``
+    (consecutive rows form one search, for GAUC with ``group_column: search_id``). Written in
+    chunks (bounded memory), atomically. For tests and benchmarks.
     """
     from mtopt.data.synthetic import ALIEXPRESS_CARDINALITIES, SyntheticRanking
 
@@ -62,7 +64,9 @@ def write_synthetic_aliexpress_csv(
             a = gen.generate(rng, m)
             table = np.concatenate(
                 [
-                    np.arange(done, done + m, dtype=np.float64)[:, None],
+                    (np.arange(done, done + m) // int(impressions_per_search)).astype(np.float64)[
+                        :, None
+                    ],
                     a["cat"].astype(np.float64),
                     a["dense"].astype(np.float64),
                     a["labels"].astype(np.float64),

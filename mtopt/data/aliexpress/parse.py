@@ -14,6 +14,9 @@ from mtopt.data.aliexpress.index import CsvFile
 from mtopt.errors import InputError
 from mtopt.io import atomic_write
 
+#: the rows of a block: categorical ids, dense features, labels, group ids (or None)
+Rows = tuple[np.ndarray, np.ndarray, np.ndarray, "np.ndarray | None"]
+
 
 class CsvParsing:
     """Dataset methods that turn CSV blocks (or binary-cache records) into arrays."""
@@ -22,6 +25,7 @@ class CsvParsing:
     cat_cols: list[str]
     num_cols: list[str]
     label_columns: list[str]
+    group_col: str | None
     usecols: dict[str, list[int]]
     cards: list[int]
     _given_cards: list[int] | None
@@ -32,14 +36,18 @@ class CsvParsing:
 
     def _record_dtype(self) -> np.dtype:
         nc, nd, nt = len(self.cat_cols), len(self.num_cols), len(self.label_columns)
-        return np.dtype([("cat", "<i4", (nc,)), ("dense", "<f4", (nd,)), ("labels", "u1", (nt,))])
+        fields = [("cat", "<i4", (nc,)), ("dense", "<f4", (nd,)), ("labels", "u1", (nt,))]
+        if self.group_col is not None:
+            fields.append(("group", "<i8"))
+        return np.dtype(fields)
 
-    def _parse_csv(self, key: str, b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _parse_csv(self, key: str, b: int) -> Rows:
         """Parse and validate block ``b`` of the CSV file ``key``."""
         f = self.files[key]
         arr = f.read_block(b, self.usecols[key])
-        nc, nd = len(self.cat_cols), len(self.num_cols)
-        cat_f, dense, labels = arr[:, :nc], arr[:, nc : nc + nd], arr[:, nc + nd :]
+        nc, nd, nt = len(self.cat_cols), len(self.num_cols), len(self.label_columns)
+        cat_f, dense, labels = arr[:, :nc], arr[:, nc : nc + nd], arr[:, nc + nd : nc + nd + nt]
+        group = arr[:, nc + nd + nt] if self.group_col is not None else None
         first_line = 2 + b * f.chunk_rows
 
         def fail(mask: np.ndarray, cols: list[str], problem: str) -> None:
@@ -61,7 +69,12 @@ class CsvParsing:
             fail(bad, self.cat_cols, "categorical ids must be integers >= 0")
         if (cat_f >= 2**31 - 1).any():
             fail(cat_f >= 2**31 - 1, self.cat_cols, "categorical ids must be < 2^31 - 1")
-        return cat_f.astype(np.int64), dense.astype(np.float32), labels.astype(np.float32)
+        if group is not None:
+            bad = ~np.isfinite(group) | (group != np.floor(group)) | (np.abs(group) >= 2**53)
+            if bad.any():
+                fail(bad[:, None], [str(self.group_col)], "group ids must be integers")
+            group = group.astype(np.int64)
+        return cat_f.astype(np.int64), dense.astype(np.float32), labels.astype(np.float32), group
 
     def _check_cards(self, key: str, b: int, cat: np.ndarray) -> None:
         if self._given_cards is None or not cat.size:
@@ -84,13 +97,15 @@ class CsvParsing:
         mx = np.full(len(self.cat_cols), -1, dtype=np.int64)
         handed = f.numpy_blocks
         for b in range(f.n_blocks):
-            cat, dense, labels = self._parse_csv(key, b)
+            cat, dense, labels, group = self._parse_csv(key, b)
             self._check_cards(key, b, cat)
             if len(cat) and cat.shape[1]:
                 mx = np.maximum(mx, cat.max(axis=0))
             if fh is not None:
                 rec = np.empty(len(labels), dtype=dtype)
                 rec["cat"], rec["dense"], rec["labels"] = cat, dense, labels
+                if group is not None:
+                    rec["group"] = group
                 fh.write(rec.tobytes())
         f.index["cat_max"] = mx.tolist()
         f.index["columns"] = self.usecols[key]
@@ -150,7 +165,7 @@ class CsvParsing:
 
     def _read(
         self, key: str, b: int, lo: int = 0, hi: int | None = None, split: str | None = None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ) -> Rows:
         """Rows ``lo:hi`` (default: all) of block ``b`` of file ``key`` (from the binary cache
         when there is one: only those rows are read; from the CSV the block is parsed whole)."""
         f = self.files[key]
@@ -167,16 +182,18 @@ class CsvParsing:
             cat = rec["cat"].astype(np.int64)
             dense = np.ascontiguousarray(rec["dense"])
             labels = rec["labels"].astype(np.float32)
+            group = rec["group"].astype(np.int64) if self.group_col is not None else None
             read = hi - lo
         else:
-            cat, dense, labels = self._parse_csv(key, b)
+            cat, dense, labels, group = self._parse_csv(key, b)
             self._check_cards(key, b, cat)
             if (lo, hi) != (0, full):
                 cat, dense, labels = cat[lo:hi], dense[lo:hi], labels[lo:hi]
+                group = None if group is None else group[lo:hi]
             read = full
         self.stats["max_block_rows"] = max(self.stats["max_block_rows"], len(labels))
         self.stats["rows_read"] += read
         self.stats["pieces"].append((b, lo, hi))
         if split is not None:
             self.rows_read[split] += read
-        return cat, dense, labels
+        return cat, dense, labels, group
