@@ -157,7 +157,8 @@ def _table5(size: str) -> SweepConfig:
         description=(
             f"Table V analogue, {size} preset: seconds per training epoch of the plain backbone "
             "(LS), NashMTL (solving every step, and every 10) and PUB (every step, every 10, and "
-            "every 10 with one backward between solves) on the same data; each row is the mean of one run per seed (seeds "
+            "every 10 with one backward between solves) on the same data; each row is the mean "
+            "of one run per seed (seeds "
             f"{[0, 1, 2] if size != 'full' else SEEDS[size]}: single timings vary by ~20% on "
             "a shared machine), one run at a time, one thread."
         ),
