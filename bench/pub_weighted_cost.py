@@ -12,10 +12,11 @@ synthetic batch of 4096 rows: mtopt's default MMoE (2 layers × 8 experts of wid
 * ``nashmtl_k10``   — NashMTL solving every 10 steps (n backward passes on solve steps only).
 
 Every variant first takes ``--warmup`` steps (default 60: past the weighted path's exact start,
-``weighted_tol=0.02`` → Adam's first 51 steps). Then repetitions: each variant runs 10 steps
-(one solve period) in turn, the order rotating between repetitions, and process CPU time per
-step is recorded (``--threads 1``: CPU time is the compute cost and is far less disturbed by
-other processes than wall time). Prints the median ms/step and ratios to ``ls``.
+``weighted_tol=0.02`` → Adam's first 51 steps). Then repetitions of one solve period (10 steps):
+the variants take single steps in turn (so load drift hits all alike), the order rotating
+between repetitions, and process CPU time per step is recorded (``--threads 1``: CPU time is
+the compute cost and is far less disturbed by other processes than wall time). Prints the
+median ms/step and ratios to ``ls``.
 
     python bench/pub_weighted_cost.py --out runs/weighted_cost.json [--backbones mmoe ple]
         [--tasks 2 5] [--reps 5] [--threads 1]
@@ -81,22 +82,29 @@ def run(backbone: str, n: int, args: argparse.Namespace) -> dict[str, Any]:
     cpu: dict[str, list[float]] = {v: [] for v in steps}
     names = list(steps)
     for rep in range(args.reps):
+        # single steps interleaved (load drift hits every variant alike); each variant's
+        # repetition is its mean over one solve period (PERIOD steps, one solve)
         order = names[rep % len(names) :] + names[: rep % len(names)]
-        for v in order:
-            c0 = time.process_time()
-            for _ in range(PERIOD):
+        acc = dict.fromkeys(names, 0.0)
+        for _ in range(PERIOD):
+            for v in order:
+                c0 = time.process_time()
                 steps[v]()
-            cpu[v].append((time.process_time() - c0) / PERIOD * 1e3)
+                acc[v] += time.process_time() - c0
+        for v in names:
+            cpu[v].append(acc[v] / PERIOD * 1e3)
         print(
             f"  {backbone} n={n} rep {rep + 1}/{args.reps} cpu ms/step: "
             + ", ".join(f"{v} {cpu[v][-1]:.0f}" for v in names),
             flush=True,
         )
     med = {v: statistics.median(x) for v, x in cpu.items()}
+    per_rep = {v: [a / b for a, b in zip(cpu[v], cpu["ls"])] for v in names}
     return {
         "cpu_ms_median": med,
         "cpu_ms_all": cpu,
         "ratio_to_ls": {v: med[v] / med["ls"] for v in med},
+        "ratio_to_ls_per_rep": per_rep,
     }
 
 
