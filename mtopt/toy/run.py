@@ -14,6 +14,7 @@ import numpy as np
 
 from mtopt.errors import InputError, RunError
 from mtopt.toy.fast import FAST_METHODS, run_batch
+from mtopt.toy.fast_balance import LeaveFastPath
 from mtopt.toy.methods import _stepper, resolve_methods
 from mtopt.toy.problem import SCALE, balanced_point, distance_to_front, toy_losses
 
@@ -165,15 +166,22 @@ def run_fast(
     idx = list(range(len(starts))) if start_indices is None else list(start_indices)
     every = max(1, -(-steps // max(1, trajectory_points)))
     t0, c0 = time.perf_counter(), time.process_time()
-    final, rec_steps, rec = run_batch(
-        method,
-        starts,
-        steps=steps,
-        lr=float(lr),
-        scale=float(scale),
-        every=every,
-        progress=progress,
-    )
+    try:
+        final, rec_steps, rec, stats = run_batch(
+            method,
+            starts,
+            steps=steps,
+            lr=float(lr),
+            scale=float(scale),
+            every=every,
+            progress=progress,
+        )
+    except LeaveFastPath as exc:  # a non-finite value: the per-run path owns that policy
+        counted = _Credit(progress, exc.reported)
+        return [run_toy(method, s, steps=steps, lr=lr, seed=seed, scale=scale, tol=tol,
+                        start_index=idx[b], trajectory_points=trajectory_points,
+                        progress=counted, exact_path=True)
+                for b, s in enumerate(starts)]  # fmt: skip
     n = len(starts)
     seconds, cpu = (time.perf_counter() - t0) / n, (time.process_time() - c0) / n
     return [
@@ -190,10 +198,23 @@ def run_fast(
             [*rec[:, b].tolist(), final[b].tolist()],
             seconds,
             cpu,
-            {},
+            stats[b],
         )
         for b, s in enumerate(starts)
     ]
+
+
+class _Credit:
+    """``progress`` less the first ``credit`` steps (already reported by an abandoned batch)."""
+
+    def __init__(self, progress: Callable[[int], None] | None, credit: int) -> None:
+        self.progress, self.credit = progress, int(credit)
+
+    def __call__(self, k: int) -> None:
+        used = min(k, self.credit)
+        self.credit -= used
+        if self.progress is not None and k > used:
+            self.progress(k - used)
 
 
 def _check(steps: Any, lr: Any) -> None:

@@ -24,6 +24,7 @@ def test_fast_path_matches_the_per_run_path(method):
             np.testing.assert_allclose(a, r, rtol=1e-9, atol=0, err_msg=f"{method} {start} {key}")
         assert got.trajectory["step"] == ref.trajectory["step"]
         assert got.trajectory == ref.trajectory  # the same float32 points
+        assert got.stats == ref.stats  # counters, PUB's final α, FAMO's weights: same bits
         assert toy.run_toy(method, start, steps=STEPS).final_point == got.final_point
 
 
@@ -38,3 +39,48 @@ def test_run_all_uses_fast_path_with_honest_progress():
     exact = toy.run_all(["ls"], starts, steps=1500, exact_path=True)
     for r, e in zip(rows[2:4], exact):
         np.testing.assert_allclose(r["final_point"], e["final_point"], rtol=1e-9)
+
+
+def test_solve_rows_is_newtons_solve_on_every_row():
+    """The batched α solve (newton's own iteration per row) against mtopt.solvers.solve, cold
+    and warm, with rows off the common path: a zero column, opposite and parallel updates."""
+    from mtopt.solvers import solve
+    from mtopt.toy.fast_balance import solve_rows
+
+    rng = np.random.default_rng(0)
+    D = rng.standard_normal((200, 2, 2)) * rng.uniform(1e-3, 1e3, (200, 1, 1))
+    D[0, 0] = 0.0  # a zero update column
+    D[1, 1] = -D[1, 0]  # opposite updates: Pareto-stationary
+    D[2, 1] = 3.0 * D[2, 0]  # parallel updates
+    G = np.einsum("bik,bjk->bij", D, D)
+    alpha0 = rng.uniform(0.1, 3.0, (200, 2))
+    warm = rng.random(200) < 0.5
+    alpha, ok = solve_rows(G, alpha0, warm)
+    for b in range(200):
+        ref = solve(G[b], "newton", validate="light", **({"alpha0": alpha0[b]} if warm[b] else {}))
+        assert ok[b] == ref.ok, b
+        if ref.ok:
+            assert alpha[b].tolist() == ref.alpha.tolist(), b
+    assert not ok[0] and not ok[1] and ok[2]
+
+
+def test_a_batch_that_leaves_the_fast_path_reruns_per_run_with_honest_progress(monkeypatch):
+    from mtopt.toy import fast_balance
+
+    real = fast_balance.PubBatch.step
+    calls = {"n": 0}
+
+    def flaky(self):
+        calls["n"] += 1
+        if calls["n"] == 1500:
+            raise fast_balance.LeaveFastPath("test")
+        real(self)
+
+    monkeypatch.setattr(fast_balance.PubBatch, "step", flaky)
+    seen: list[int] = []
+    starts = toy.STANDARD_STARTS[:2]
+    runs = run_fast("pub_exact", starts, steps=2000, progress=seen.append)
+    assert sum(seen) == 2 * 2000
+    for b, s in enumerate(starts):
+        ref = toy.run_toy("pub_exact", s, steps=2000, exact_path=True)
+        assert runs[b].final_point == ref.final_point and runs[b].stats == ref.stats
