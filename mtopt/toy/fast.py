@@ -24,7 +24,9 @@ trajectories, final points and counters against the per-run path.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -32,7 +34,7 @@ import numpy as np
 from mtopt.toy.fast_balance import LeaveFastPath
 from mtopt.toy.fast_core import F32, Adam32, batch_grads, combine32
 
-__all__ = ["FAST_METHODS", "batch_grads", "coefficients", "direction", "run_batch"]
+__all__ = ["FAST_METHODS", "BatchResult", "batch_grads", "coefficients", "direction", "run_group"]
 
 #: methods that run on the fast path (every toy method)
 FAST_METHODS: tuple[str, ...] = (
@@ -128,40 +130,58 @@ def direction(method: str, J32: np.ndarray) -> np.ndarray:
 
 
 class _Aggregated:
-    """A gradient aggregator + ``torch.optim.Adam`` on a batch (no state beyond Adam's)."""
+    """A gradient aggregator's direction for a batch (stateless; Adam is the caller's)."""
 
-    def __init__(self, method: str, x0: np.ndarray, lr: float, scale: float) -> None:
-        self.method, self.x, self.scale = method, x0, scale
-        self.adam = Adam32(x0.shape, lr)
+    uses_adam = True
 
-    def step(self) -> None:
-        J32 = batch_grads(self.x, self.scale).astype(F32)
-        self.x = self.adam.step(self.x, direction(self.method, J32))
+    def __init__(self, method: str, B: int) -> None:
+        self.method, self.rows = method, B
+
+    def direction(self, J32: np.ndarray, L32: np.ndarray) -> np.ndarray:
+        return direction(self.method, J32)
 
     def stats(self) -> list[dict[str, Any]]:
-        return [{} for _ in range(self.x.shape[0])]
+        return [{} for _ in range(self.rows)]
 
 
-def _batch(method: str, x0: np.ndarray, lr: float, scale: float) -> Any:
-    """The batch stepper of ``method`` (``x``, ``step()``, ``stats()``)."""
+def _stepper(method: str, B: int, lr: float, scale: float) -> Any:
+    """The batch stepper of ``method``: ``direction(J32, L32)`` for a gradient handed to
+    ``torch.optim.Adam`` (``uses_adam``), else ``advance(x, J32, L32)``; and ``stats()``."""
     if method in ("nashmtl", "pub_exact", "pub_frobenius"):
         from mtopt.toy.fast_balance import NashBatch, PubBatch
         from mtopt.toy.methods import AGGREGATOR_HP
 
         if method == "nashmtl":
-            return NashBatch(x0, lr, scale, **AGGREGATOR_HP["nashmtl"])
-        return PubBatch(x0, lr, scale, method.split("_", 1)[1])
+            return NashBatch(B, **AGGREGATOR_HP["nashmtl"])
+        return PubBatch(B, lr, method.split("_", 1)[1])
     if method == "famo":
         from mtopt.toy.fast_famo import FamoBatch
         from mtopt.toy.methods import FAMO_HP, FAMO_MIN_LOSS
 
-        bounds = (FAMO_MIN_LOSS * scale, FAMO_MIN_LOSS)
-        return FamoBatch(x0, lr, scale, min_losses=bounds, **FAMO_HP)
-    return _Aggregated(method, x0, lr, scale)
+        return FamoBatch(B, min_losses=(FAMO_MIN_LOSS * scale, FAMO_MIN_LOSS), **FAMO_HP)
+    if method not in FAST_METHODS:
+        raise ValueError(f"no fast path for {method!r}")
+    return _Aggregated(method, B)
 
 
-def run_batch(
-    method: str,
+@dataclass
+class BatchResult:
+    """One method's runs from every start (``left``: it left the fast path at step ``left_at``
+    with ``reported`` steps given to ``progress``; rerun it on the per-run path)."""
+
+    final: np.ndarray
+    rec_x: np.ndarray
+    stats: list[dict[str, Any]]
+    #: the method's wall and CPU seconds (its own calls timed; the shared Jacobian and Adam
+    #: work split by rows; CPU in proportion to wall)
+    seconds: float
+    cpu_seconds: float
+    left: bool = False
+    reported: int = 0
+
+
+def run_group(
+    methods: Sequence[str],
     starts: Sequence[Sequence[float]],
     *,
     steps: int,
@@ -169,45 +189,78 @@ def run_batch(
     scale: float,
     every: int,
     progress: Callable[[int], None] | None = None,
-) -> tuple[np.ndarray, list[int], np.ndarray, list[dict[str, Any]]]:
-    """Run ``method`` from every start at once: ``(final [B, 2], record steps, record x
-    [R, B, 2], stats per start)`` with the points recorded before steps ``0, every, 2·every,
-    …`` (float32 values, as float64). ``progress(k)`` gets the steps done (``B`` per batch
-    step, every 1000 batch steps and at the end). A batch that leaves the common path raises
-    :class:`mtopt.toy.fast_balance.LeaveFastPath` (the caller reruns it per run)."""
-    if method not in FAST_METHODS:
-        raise ValueError(f"no fast path for {method!r}")
+) -> tuple[list[int], dict[str, BatchResult]]:
+    """Run ``methods`` from every start, all as one batch of ``len(methods)·len(starts)``
+    points: one Jacobian call and one Adam step for all of them per step. Returns the record
+    steps (``0, every, 2·every, …``, before the step) and one :class:`BatchResult` per method
+    (points as float64 of the float32 values). ``progress(k)`` gets the steps done (one per
+    point and step, every 1000 steps and at the end; a method that leaves the fast path stops
+    counting there)."""
     import torch
 
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the few torch kernels called on [B, 2] arrays: no thread start-up
+    torch.set_num_threads(1)  # the few torch kernels called on small arrays: no thread start-up
     try:
-        return _run(method, starts, steps, float(lr), float(scale), every, progress)
+        return _run_group(list(methods), starts, steps, float(lr), float(scale), every, progress)
     finally:
         torch.set_num_threads(threads)
 
 
-def _run(method: str, starts: Sequence[Sequence[float]], steps: int, lr: float, scale: float,
-         every: int, progress: Callable[[int], None] | None
-         ) -> tuple[np.ndarray, list[int], np.ndarray, list[dict[str, Any]]]:  # fmt: skip
-    x = np.asarray(starts, dtype=np.float64).astype(F32)
-    B = x.shape[0]
-    run = _batch(method, x, lr, scale)
+def _run_group(methods: list[str], starts: Sequence[Sequence[float]], steps: int, lr: float,
+               scale: float, every: int, progress: Callable[[int], None] | None
+               ) -> tuple[list[int], dict[str, BatchResult]]:  # fmt: skip
+    x0 = np.asarray(starts, dtype=np.float64).astype(F32)
+    B, M = x0.shape[0], len(methods)
+    run = {m: _stepper(m, B, lr, scale) for m in methods}
+    rows = {m: slice(k * B, (k + 1) * B) for k, m in enumerate(methods)}
+    x = np.tile(x0, (M, 1))
+    by_adam = np.concatenate([np.full(B, run[m].uses_adam) for m in methods])
+    adam = Adam32((int(by_adam.sum()), 2), lr)
+    live = list(methods)
+    left: dict[str, int] = {}
+    own = dict.fromkeys(methods, 0.0)
     rec_steps: list[int] = []
     rec_x: list[np.ndarray] = []
     done = 0
+    clock = time.perf_counter
+    t0, c0 = clock(), time.process_time()
     for t in range(steps):
         if t % every == 0:
             rec_steps.append(t)
-            rec_x.append(run.x.astype(np.float64))
-        try:
-            run.step()
-        except LeaveFastPath as exc:
-            exc.reported = B * done  # steps already given to progress
-            raise
+            rec_x.append(x.astype(np.float64))
+        with np.errstate(all="ignore"):  # rows of a method that left may hold non-finite values
+            J = batch_grads(x, scale, values=True)
+        J32, L32 = J[:, :, :2].astype(F32), J[:, :, 2].astype(F32)
+        g = np.zeros_like(x)
+        xn = x.copy()
+        for m in list(live):
+            r, s, ta = rows[m], run[m], clock()
+            try:
+                if s.uses_adam:
+                    g[r] = s.direction(J32[r], L32[r])
+                else:
+                    xn[r] = s.advance(x[r], J32[r], L32[r])
+            except LeaveFastPath:
+                live.remove(m)
+                left[m] = B * done
+                g[r] = 0.0
+            own[m] += clock() - ta
+        if adam.m.size:
+            xn[by_adam] = adam.step(x[by_adam], g[by_adam])
+        x = xn
         if progress is not None and (t + 1) % 1000 == 0:
-            progress(B * (t + 1 - done))
+            progress(B * len(live) * (t + 1 - done))
             done = t + 1
     if progress is not None and done < steps:
-        progress(B * (steps - done))
-    return run.x.astype(np.float64), rec_steps, np.asarray(rec_x), run.stats()
+        progress(B * len(live) * (steps - done))
+    wall, cpu = clock() - t0, time.process_time() - c0
+    shared = max(wall - sum(own.values()), 0.0) / M
+    rec = np.asarray(rec_x)
+    out = {}
+    for m in methods:
+        sec = own[m] + shared
+        out[m] = BatchResult(final=x[rows[m]].astype(np.float64), rec_x=rec[:, rows[m]],
+                             stats=run[m].stats(), seconds=sec,
+                             cpu_seconds=cpu * sec / wall if wall > 0 else 0.0,
+                             left=m in left, reported=left.get(m, 0))  # fmt: skip
+    return rec_steps, out

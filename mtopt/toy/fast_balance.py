@@ -9,12 +9,12 @@ steps on a zero gradient, PUB skips the shared step). Here the same policy runs 
 * ``G`` is formed in float64 from the float32 rows exactly as ``gram64`` does (two products,
   each exact, one rounding), scaled by ``‖G‖_F`` (``np.linalg.norm`` of each row's ``G``, the
   call Balance makes) for ``frobenius``;
-* the solve (:func:`solve_rows`) does newton's scaling and start (``1/√Gᵢᵢ``, the warm start
-  ``α₀/s``, the ray minimiser) vectorised with the same float64 operations, and runs newton's
-  own iteration (:func:`mtopt.solvers.newton.iterate_unit`, the generated n = 2 code) per row:
-  the same iterates, so the same α to the last bit. Any row off the common path (a zero or
-  huge entry, an α newton flags, a residual not clearly below ``tol``) is solved by
-  :func:`mtopt.solvers.solve` itself on that row, which sets the status;
+* the solve (:func:`solve_rows`) runs newton's common path for n = 2 row by row in the same
+  Python float operations (the scaling ``1/√Gᵢᵢ``, the start ``α₀/s`` or 1 moved to the ray
+  minimiser) and newton's own iteration (:func:`mtopt.solvers.newton.iterate_unit`, the
+  generated n = 2 code): the same iterates, so the same α to the last bit. A row off that
+  path (a zero or huge entry, an α newton flags, a residual not clearly below ``tol``) is
+  solved by :func:`mtopt.solvers.solve` itself, which sets the status;
 * the rest is torch's float32 arithmetic written out (:mod:`mtopt.toy.fast_core`): Nash-MTL's
   ``c @ J``, its max-norm clip and ``torch.optim.Adam``; PUB's Adam per-task updates with the
   moments held (``addcmul``/``add(alpha=)`` as fused multiply-adds, bias corrections in
@@ -35,7 +35,7 @@ import numpy as np
 from mtopt.solvers.base import DEFAULT_TOL
 from mtopt.solvers.newton import MAX_W, iterate_unit
 from mtopt.solvers.validate import MAX_ENTRY, ZERO_DIAG
-from mtopt.toy.fast_core import F32, Adam32, combine32, fma32, sqrt32
+from mtopt.toy.fast_core import F32, combine32, fma32, sqrt32
 
 _TINY32 = F32(np.finfo(np.float32).tiny)
 
@@ -59,48 +59,53 @@ def gram(D32: np.ndarray) -> np.ndarray:
 def solve_rows(G: np.ndarray, alpha0: np.ndarray, warm: np.ndarray, tol: float = DEFAULT_TOL
                ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """``(α [B, 2], ok [B])``: ``mtopt.solvers.solve(G[b], "newton", tol, validate="light",
-    alpha0=alpha0[b] if warm[b])`` for every row, with newton's own iteration (module doc)."""
+    alpha0=alpha0[b] if warm[b])`` for every row, on newton's common path (module doc)."""
     B = G.shape[0]
-    g11, g12, g22 = G[:, 0, 0], G[:, 0, 1], G[:, 1, 1]
-    odd = ~((np.minimum(g11, g22) >= ZERO_DIAG) & (np.abs(G).max(axis=(1, 2)) <= MAX_ENTRY))
-    with np.errstate(all="ignore"):
-        s1, s2 = 1.0 / np.sqrt(g11), 1.0 / np.sqrt(g22)
-        off = g12 * s1 * s2
-        a0 = np.where(warm[:, None], alpha0, 1.0)
-        usable = warm & np.isfinite(a0).all(axis=1) & (a0 > 0).all(axis=1)
-        w1 = np.where(usable, a0[:, 0] / s1, 1.0)
-        w2 = np.where(usable, a0[:, 1] / s2, 1.0)
-        q_cold = 2.0 + 2.0 * off
-        q_warm = (w1 * w1 + w2 * w2) + 2.0 * off * w1 * w2
-        q = np.where(warm, q_warm, q_cold)
-        r = np.sqrt(2.0 / q)
-        w1, w2 = w1 * r, w2 * r
-    odd |= ~(q > 2e-28)
-    alpha = np.empty((B, 2))
+    alpha = np.zeros((B, 2))
     ok = np.zeros(B, dtype=bool)
-    for b in range(B):
-        if odd[b]:
-            continue
-        (v1, v2), _, flag = iterate_unit([float(off[b])], [float(w1[b]), float(w2[b])],
-                                         check=bool(warm[b]))  # fmt: skip
-        if flag is not None or max(v1, v2) > MAX_W:
-            odd[b] = True
-            continue
-        alpha[b, 0], alpha[b, 1] = float(s1[b]) * v1, float(s2[b]) * v2
-    with np.errstate(all="ignore"):
-        Ga = np.einsum("bij,bj->bi", G, alpha)
-        res = np.abs(alpha * Ga - 1.0).max(axis=1)
-    odd |= ~(res <= 0.25 * tol)  # near tol the certificate's own rounding decides: solve()
-    for b in np.flatnonzero(odd):
-        from mtopt.solvers import solve
+    a0s, warms = alpha0.tolist(), warm.tolist()
+    for b, ((g11, g12), (_, g22)) in enumerate(G.tolist()):
+        a = _newton_2(g11, g12, g22, a0s[b] if warms[b] else None, tol)
+        if a is None:  # off the common path: solve() itself decides (and sets the status)
+            from mtopt.solvers import solve
 
-        opts = {"alpha0": alpha0[b].copy()} if warm[b] else {}
-        out = solve(G[b], solver="newton", tol=tol, validate="light", **opts)
-        ok[b] = out.ok
-        if out.ok:
-            alpha[b] = out.alpha
-    ok[~odd] = True
+            opts = {"alpha0": alpha0[b].copy()} if warms[b] else {}
+            out = solve(G[b], solver="newton", tol=tol, validate="light", **opts)
+            if out.ok:
+                ok[b], alpha[b] = True, out.alpha
+            continue
+        ok[b], alpha[b, 0], alpha[b, 1] = True, a[0], a[1]
     return alpha, ok
+
+
+def _newton_2(g11: float, g12: float, g22: float, alpha0: list[float] | None, tol: float
+              ) -> tuple[float, float] | None:  # fmt: skip
+    """newton's ``solve`` for a 2×2 ``G`` on its common path: the scaling to unit diagonal,
+    the start (``α₀/s`` or 1, moved to the ray minimiser) and :func:`iterate_unit`, in the same
+    Python float operations; ``None`` when the row leaves that path (a zero or huge entry, a
+    flag, divergence, or a residual not clearly below ``tol``)."""
+    if not (min(g11, g22) >= ZERO_DIAG and max(abs(g11), abs(g12), abs(g22)) <= MAX_ENTRY):
+        return None
+    s1, s2 = 1.0 / math.sqrt(g11), 1.0 / math.sqrt(g22)
+    off = g12 * s1 * s2
+    if alpha0 is None:
+        w1 = w2 = 1.0
+        q = 2.0 + 2.0 * off
+    else:
+        a1, a2 = alpha0
+        good = math.isfinite(a1) and math.isfinite(a2) and a1 > 0 and a2 > 0
+        w1, w2 = (a1 / s1, a2 / s2) if good else (1.0, 1.0)
+        q = (w1 * w1 + w2 * w2) + 2.0 * off * w1 * w2  # _quad: fsum of two = their sum
+    if not q > 2e-28:
+        return None
+    r = math.sqrt(2.0 / q)
+    (v1, v2), _, flag = iterate_unit([off], [w1 * r, w2 * r], check=alpha0 is not None)
+    if flag is not None or max(v1, v2) > MAX_W:
+        return None
+    x1, x2 = s1 * v1, s2 * v2
+    res = max(abs(x1 * (g11 * x1 + g12 * x2) - 1.0), abs(x2 * (g12 * x1 + g22 * x2) - 1.0))
+    # near tol the certificate's own rounding decides: solve() then
+    return (x1, x2) if res <= 0.25 * tol else None
 
 
 class BalanceRows:
@@ -118,9 +123,9 @@ class BalanceRows:
         """α for every row (rows with ``has`` False after the call: no α, skip)."""
         if not np.isfinite(G).all():
             raise LeaveFastPath("non-finite G")
-        if self.scale == "frobenius":
-            fro = np.array([float(np.linalg.norm(g)) for g in G])
-            G = G / np.where(fro > 0, fro, 1.0)[:, None, None]  # Balance: only when fro > 0
+        if self.scale == "frobenius":  # Balance's own call, row by row; only when ‖G‖_F > 0
+            fro = [float(np.linalg.norm(g)) for g in G]
+            G = G / np.array([f if f > 0 else 1.0 for f in fro])[:, None, None]
         alpha, ok = solve_rows(G, self.alpha, self.has)
         self.solves += 1
         self.fallbacks += ~ok
@@ -131,19 +136,16 @@ class BalanceRows:
 
 
 class NashBatch:
-    """Nash-MTL (``max_norm`` clip, frobenius α) + ``torch.optim.Adam`` on a batch of points."""
+    """Nash-MTL's direction (frobenius α, ``max_norm`` clip) for a batch; Adam is the caller's."""
 
-    def __init__(self, x0: np.ndarray, lr: float, scale: float, max_norm: float = 1.0) -> None:
-        self.x = x0
-        self.scale = scale
+    uses_adam = True
+
+    def __init__(self, B: int, max_norm: float = 1.0) -> None:
         self.max_norm = float(max_norm)
-        self.balance = BalanceRows(x0.shape[0], "frobenius")
-        self.adam = Adam32(x0.shape, lr)
+        self.balance = BalanceRows(B, "frobenius")
 
-    def step(self) -> None:
-        from mtopt.toy.fast_core import batch_grads
-
-        J32 = batch_grads(self.x, self.scale).astype(F32)
+    def direction(self, J32: np.ndarray, L32: np.ndarray) -> np.ndarray:
+        """``[B, 2]`` float32 gradient handed to ``torch.optim.Adam``."""
         alpha = self.balance.weights(gram(J32))
         d = combine32(alpha.astype(F32), J32)
         d[~self.balance.has] = 0.0  # no α yet: the per-run path steps on a zero gradient
@@ -156,7 +158,7 @@ class NashBatch:
                 d = np.where(clip[:, None], d * s[:, None], d)
         if not np.isfinite(d).all():
             raise LeaveFastPath("non-finite direction")
-        self.x = self.adam.step(self.x, d)
+        return d
 
     def stats(self) -> list[dict[str, Any]]:
         return [{"fallbacks": int(f)} for f in self.balance.fallbacks]
@@ -165,10 +167,10 @@ class NashBatch:
 class PubBatch:
     """PUB (Adam base rule, ``solve_every=1``, fallback ``previous``) on a batch of points."""
 
-    def __init__(self, x0: np.ndarray, lr: float, scale: float, alpha_scale: str) -> None:
-        B = x0.shape[0]
-        self.x = x0
-        self.lr, self.scale = float(lr), scale
+    uses_adam = False
+
+    def __init__(self, B: int, lr: float, alpha_scale: str) -> None:
+        self.lr = float(lr)
         self.balance = BalanceRows(B, alpha_scale)
         self.m = np.zeros((B, 2), dtype=F32)
         self.v = np.zeros((B, 2), dtype=F32)
@@ -182,18 +184,17 @@ class PubBatch:
         b1, b2 = self.b1, self.b2
         out = fma32(F32(1.0 - b2) * g, g, ((self.v * F32(b2)) + _TINY32)[:, None, :])
         # Python's float powers per row, as the per-run path computes them (not numpy's pow)
-        sq_bc2 = np.array([math.sqrt(1.0 - b2**k) for k in (self.t + 1).tolist()])
-        sc = sq_bc2 / np.array([1.0 - b1**k for k in (self.t + 1).tolist()])
+        ts = (self.t + 1).tolist()
+        sq_bc2 = np.array([math.sqrt(1.0 - b2**k) for k in ts])
+        sc = sq_bc2 / np.array([1.0 - b1**k for k in ts])
         out = sqrt32(out) + (self.eps * sq_bc2).astype(F32)[:, None, None]
         held = self.m * (b1 * sc).astype(F32)[:, None]
         work = fma32(((1.0 - b1) * sc).astype(F32)[:, None, None], g, held[:, None, :])
         return work / out
 
-    def step(self) -> None:
-        from mtopt.toy.fast_core import batch_grads
-
+    def advance(self, x: np.ndarray, g: np.ndarray, L32: np.ndarray) -> np.ndarray:
+        """One PUB step from the points ``x`` with the float32 task gradients ``g``."""
         self.steps += 1
-        g = batch_grads(self.x, self.scale).astype(F32)
         D = self._directions(g)
         if not (np.isfinite(D).all() and np.isfinite(g).all()):
             raise LeaveFastPath("non-finite update")
@@ -204,15 +205,15 @@ class PubBatch:
         ghat = combine32(a32, g)
         if not (np.isfinite(u).all() and np.isfinite(ghat).all()):
             raise LeaveFastPath("non-finite step")
-        x = fma32(F32(-self.lr), u, self.x)
+        xn = fma32(F32(-self.lr), u, x)  # _foreach_add_(θ, u, alpha=−lr)
         m = fma32(F32(1.0 - self.b1), ghat - self.m, self.m)
         v = fma32(F32(1.0 - self.b2) * ghat, ghat, self.v * F32(self.b2))
-        keep = live[:, None]
-        self.x = np.where(keep, x, self.x)
+        keep = live[:, None]  # no α (no solve ok yet): no shared step, no moment feed
         self.m = np.where(keep, m, self.m)
         self.v = np.where(keep, v, self.v)
         self.t += live
         self.last = [[float(a) for a in alpha[b]] if live[b] else None for b in range(len(live))]
+        return np.where(keep, xn, x)
 
     def stats(self) -> list[dict[str, Any]]:
         bal = self.balance
@@ -226,5 +227,5 @@ class PubBatch:
                 "nonfinite": 0,
                 "final_alpha": self.last[b],
             }
-            for b in range(self.x.shape[0])
+            for b in range(len(self.last))
         ]

@@ -22,27 +22,24 @@ from typing import Any
 import numpy as np
 
 from mtopt.toy.fast_balance import LeaveFastPath
-from mtopt.toy.fast_core import F32, Adam32, batch_grads, combine32
+from mtopt.toy.fast_core import F32, Adam32, combine32
 
 
 class FamoBatch:
     """FAMO (``gamma``, ``w_lr``, ``max_norm``, lower bounds ``min_losses``) on a batch."""
 
-    def __init__(self, x0: np.ndarray, lr: float, scale: float, *, w_lr: float,
-                 max_norm: float, min_losses: tuple[float, float], gamma: float = 0.0,
-                 eps: float = 1e-8) -> None:  # fmt: skip
+    uses_adam = True
+
+    def __init__(self, B: int, *, w_lr: float, max_norm: float, min_losses: tuple[float, float],
+                 gamma: float = 0.0, eps: float = 1e-8) -> None:  # fmt: skip
         if gamma != 0.0:
             raise ValueError("the fast FAMO has no logit weight decay (the toy's gamma = 0)")
-        B = x0.shape[0]
-        self.x = x0
-        self.scale = scale
         self.max_norm = float(max_norm)
         self.min64 = np.asarray(min_losses, dtype=np.float64)
         self.min32 = self.min64.astype(F32)
         self.eps = float(eps)
         self.logits = np.zeros((B, 2), dtype=F32)
         self.w_adam = Adam32((B, 2), w_lr)
-        self.adam = Adam32(x0.shape, lr)
         self.prev: np.ndarray | None = None
         self.z: np.ndarray | None = None
 
@@ -57,12 +54,11 @@ class FamoBatch:
         grad = z * (delta - (zd[:, 0] + zd[:, 1])[:, None])
         self.logits = self.w_adam.step(self.logits, grad.astype(F32))
 
-    def step(self) -> None:
+    def direction(self, J32: np.ndarray, L: np.ndarray) -> np.ndarray:
+        """``[B, 2]`` float32 clipped gradient handed to ``torch.optim.Adam``; ``L`` the
+        float32 loss values (the surrogate losses' values)."""
         import torch
 
-        J = batch_grads(self.x, self.scale, values=True)
-        J32 = J[:, :, :2].astype(F32)
-        L = J[:, :, 2].astype(F32)  # the surrogate losses' values (float32)
         if not np.isfinite(L).all():
             raise LeaveFastPath("non-finite loss")
         vals = L.astype(np.float64)
@@ -81,11 +77,11 @@ class FamoBatch:
             g = g * coef[:, None]
         if not np.isfinite(g).all():
             raise LeaveFastPath("non-finite gradient")
-        self.x = self.adam.step(self.x, g)
         self.prev = vals
         self.z = z
+        return g
 
     def stats(self) -> list[dict[str, Any]]:
         if self.z is None:
-            return [{"final_weights": None} for _ in range(self.x.shape[0])]
+            return [{"final_weights": None} for _ in range(self.logits.shape[0])]
         return [{"final_weights": [float(a) for a in zb]} for zb in self.z]

@@ -67,20 +67,31 @@ def test_solve_rows_is_newtons_solve_on_every_row():
 def test_a_batch_that_leaves_the_fast_path_reruns_per_run_with_honest_progress(monkeypatch):
     from mtopt.toy import fast_balance
 
-    real = fast_balance.PubBatch.step
+    real = fast_balance.PubBatch.advance
     calls = {"n": 0}
 
-    def flaky(self):
+    def flaky(self, *args):
         calls["n"] += 1
         if calls["n"] == 1500:
             raise fast_balance.LeaveFastPath("test")
-        real(self)
+        return real(self, *args)
 
-    monkeypatch.setattr(fast_balance.PubBatch, "step", flaky)
+    monkeypatch.setattr(fast_balance.PubBatch, "advance", flaky)
     seen: list[int] = []
     starts = toy.STANDARD_STARTS[:2]
-    runs = run_fast("pub_exact", starts, steps=2000, progress=seen.append)
-    assert sum(seen) == 2 * 2000
+    runs = run_fast(["ls", "pub_exact"], starts, steps=2000, progress=seen.append)
+    assert sum(seen) == 2 * 2 * 2000  # the abandoned batch's 1000 steps are not counted twice
+    assert [(r.method, r.start_index) for r in runs] == [
+        (m, i) for m in ("ls", "pub_exact") for i in range(2)
+    ]
     for b, s in enumerate(starts):
-        ref = toy.run_toy("pub_exact", s, steps=2000, exact_path=True)
-        assert runs[b].final_point == ref.final_point and runs[b].stats == ref.stats
+        for r, m in ((runs[b], "ls"), (runs[2 + b], "pub_exact")):
+            ref = toy.run_toy(m, s, steps=2000, exact_path=True)
+            assert r.final_point == ref.final_point and r.stats == ref.stats
+
+
+def test_one_batch_of_every_method_equals_one_batch_per_method():
+    together = run_fast(list(FAST_METHODS), toy.STANDARD_STARTS, steps=400)
+    alone = [r for m in FAST_METHODS for r in run_fast(m, toy.STANDARD_STARTS, steps=400)]
+    assert [r.trajectory for r in together] == [r.trajectory for r in alone]
+    assert [r.stats for r in together] == [r.stats for r in alone]
