@@ -129,39 +129,63 @@ def direction(method: str, J32: np.ndarray) -> np.ndarray:
     return combine32(coefficients(method, G).astype(F32), J32)
 
 
+#: the gradient aggregators: one stepper for all of them in a group (one Gram call)
+_AGGREGATORS = ("ls", "mgda", "pcgrad", "imtl_g", "cagrad")
+
+
 class _Aggregated:
-    """A gradient aggregator's direction for a batch (stateless; Adam is the caller's)."""
+    """The gradient aggregators' directions for their rows (``B`` per method, in order);
+    stateless, Adam is the caller's."""
 
     uses_adam = True
 
-    def __init__(self, method: str, B: int) -> None:
-        self.method, self.rows = method, B
+    def __init__(self, methods: Sequence[str], B: int) -> None:
+        self.methods, self.B = list(methods), B
 
     def direction(self, J32: np.ndarray, L32: np.ndarray) -> np.ndarray:
-        return direction(self.method, J32)
+        B = self.B
+        c = np.ones((J32.shape[0], 2))  # ls: g₁ + g₂ (1·gᵢ is exact)
+        if self.methods != ["ls"]:
+            J = J32.astype(np.float64)
+            G = np.einsum("bik,bjk->bij", J, J)
+            for k, m in enumerate(self.methods):
+                if m != "ls":
+                    c[k * B : (k + 1) * B] = coefficients(m, G[k * B : (k + 1) * B])
+        return combine32(c.astype(F32), J32)
 
     def stats(self) -> list[dict[str, Any]]:
-        return [{} for _ in range(self.rows)]
+        return [{} for _ in range(self.B * len(self.methods))]
 
 
-def _stepper(method: str, B: int, lr: float, scale: float) -> Any:
-    """The batch stepper of ``method``: ``direction(J32, L32)`` for a gradient handed to
-    ``torch.optim.Adam`` (``uses_adam``), else ``advance(x, J32, L32)``; and ``stats()``."""
-    if method in ("nashmtl", "pub_exact", "pub_frobenius"):
+def _units(methods: Sequence[str], B: int, lr: float, scale: float) -> list[tuple[Any, list[str]]]:
+    """The batch steppers for ``methods`` and the methods each one runs (``B`` rows per method,
+    in that order): all aggregators in one, both PUBs in one, Nash-MTL, FAMO. A stepper has
+    ``direction(J32, L32)`` for a gradient handed to ``torch.optim.Adam`` (``uses_adam``), else
+    ``advance(x, J32, L32)``; and ``stats()`` (one dict per row)."""
+    for m in methods:
+        if m not in FAST_METHODS:
+            raise ValueError(f"no fast path for {m!r}")
+    units: list[tuple[Any, list[str]]] = []
+    agg = [m for m in methods if m in _AGGREGATORS]
+    if agg:
+        units.append((_Aggregated(agg, B), agg))
+    pubs = [m for m in methods if m in ("pub_exact", "pub_frobenius")]
+    if pubs or "nashmtl" in methods:
         from mtopt.toy.fast_balance import NashBatch, PubBatch
         from mtopt.toy.methods import AGGREGATOR_HP
 
-        if method == "nashmtl":
-            return NashBatch(B, **AGGREGATOR_HP["nashmtl"])
-        return PubBatch(B, lr, method.split("_", 1)[1])
-    if method == "famo":
+        if "nashmtl" in methods:
+            units.append((NashBatch(B, **AGGREGATOR_HP["nashmtl"]), ["nashmtl"]))
+        if pubs:
+            scales = [m.split("_", 1)[1] for m in pubs for _ in range(B)]
+            units.append((PubBatch(B * len(pubs), lr, scales), pubs))
+    if "famo" in methods:
         from mtopt.toy.fast_famo import FamoBatch
         from mtopt.toy.methods import FAMO_HP, FAMO_MIN_LOSS
 
-        return FamoBatch(B, min_losses=(FAMO_MIN_LOSS * scale, FAMO_MIN_LOSS), **FAMO_HP)
-    if method not in FAST_METHODS:
-        raise ValueError(f"no fast path for {method!r}")
-    return _Aggregated(method, B)
+        bounds = (FAMO_MIN_LOSS * scale, FAMO_MIN_LOSS)
+        units.append((FamoBatch(B, min_losses=bounds, **FAMO_HP), ["famo"]))
+    return units
 
 
 @dataclass
@@ -210,15 +234,21 @@ def _run_group(methods: list[str], starts: Sequence[Sequence[float]], steps: int
                scale: float, every: int, progress: Callable[[int], None] | None
                ) -> tuple[list[int], dict[str, BatchResult]]:  # fmt: skip
     x0 = np.asarray(starts, dtype=np.float64).astype(F32)
-    B, M = x0.shape[0], len(methods)
-    run = {m: _stepper(m, B, lr, scale) for m in methods}
-    rows = {m: slice(k * B, (k + 1) * B) for k, m in enumerate(methods)}
-    x = np.tile(x0, (M, 1))
-    by_adam = np.concatenate([np.full(B, run[m].uses_adam) for m in methods])
+    B = x0.shape[0]
+    units = _units(methods, B, lr, scale)
+    spans, rows, k = [], {}, 0
+    for _, ms in units:
+        spans.append(slice(k, k + B * len(ms)))
+        for m in ms:
+            rows[m] = slice(k, k + B)
+            k += B
+    x = np.tile(x0, (k // B, 1))
+    by_adam = np.concatenate([np.full(sp.stop - sp.start, u.uses_adam)
+                              for (u, _), sp in zip(units, spans)])  # fmt: skip
     adam = Adam32((int(by_adam.sum()), 2), lr)
-    live = list(methods)
+    live = list(range(len(units)))
     left: dict[str, int] = {}
-    own = dict.fromkeys(methods, 0.0)
+    own = [0.0] * len(units)
     rec_steps: list[int] = []
     rec_x: list[np.ndarray] = []
     done = 0
@@ -233,34 +263,38 @@ def _run_group(methods: list[str], starts: Sequence[Sequence[float]], steps: int
         J32, L32 = J[:, :, :2].astype(F32), J[:, :, 2].astype(F32)
         g = np.zeros_like(x)
         xn = x.copy()
-        for m in list(live):
-            r, s, ta = rows[m], run[m], clock()
+        for i in list(live):
+            (u, ms), r, ta = units[i], spans[i], clock()
             try:
-                if s.uses_adam:
-                    g[r] = s.direction(J32[r], L32[r])
+                if u.uses_adam:
+                    g[r] = u.direction(J32[r], L32[r])
                 else:
-                    xn[r] = s.advance(x[r], J32[r], L32[r])
+                    xn[r] = u.advance(x[r], J32[r], L32[r])
             except LeaveFastPath:
-                live.remove(m)
-                left[m] = B * done
+                live.remove(i)
+                left.update(dict.fromkeys(ms, B * done))
                 g[r] = 0.0
-            own[m] += clock() - ta
+            own[i] += clock() - ta
         if adam.m.size:
             xn[by_adam] = adam.step(x[by_adam], g[by_adam])
         x = xn
+        n_live = sum(spans[i].stop - spans[i].start for i in live)
         if progress is not None and (t + 1) % 1000 == 0:
-            progress(B * len(live) * (t + 1 - done))
+            progress(n_live * (t + 1 - done))
             done = t + 1
     if progress is not None and done < steps:
-        progress(B * len(live) * (steps - done))
+        progress(sum(spans[i].stop - spans[i].start for i in live) * (steps - done))
     wall, cpu = clock() - t0, time.process_time() - c0
-    shared = max(wall - sum(own.values()), 0.0) / M
+    shared = max(wall - sum(own), 0.0) / len(methods)
     rec = np.asarray(rec_x)
     out = {}
-    for m in methods:
-        sec = own[m] + shared
-        out[m] = BatchResult(final=x[rows[m]].astype(np.float64), rec_x=rec[:, rows[m]],
-                             stats=run[m].stats(), seconds=sec,
-                             cpu_seconds=cpu * sec / wall if wall > 0 else 0.0,
-                             left=m in left, reported=left.get(m, 0))  # fmt: skip
+    for (u, ms), sp, mine in zip(units, spans, own):
+        stats = u.stats()
+        for m in ms:
+            r = rows[m]
+            sec = mine / len(ms) + shared
+            out[m] = BatchResult(final=x[r].astype(np.float64), rec_x=rec[:, r],
+                                 stats=stats[r.start - sp.start : r.stop - sp.start], seconds=sec,
+                                 cpu_seconds=cpu * sec / wall if wall > 0 else 0.0,
+                                 left=m in left, reported=left.get(m, 0))  # fmt: skip
     return rec_steps, out

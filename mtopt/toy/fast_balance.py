@@ -32,12 +32,13 @@ from typing import Any
 
 import numpy as np
 
-from mtopt.solvers.base import DEFAULT_TOL
+from mtopt.solvers.base import DEFAULT_TOL, residual
 from mtopt.solvers.newton import MAX_W, iterate_unit
 from mtopt.solvers.validate import MAX_ENTRY, ZERO_DIAG
 from mtopt.toy.fast_core import F32, combine32, fma32, sqrt32
 
 _TINY32 = F32(np.finfo(np.float32).tiny)
+_EPS = float(np.finfo(np.float64).eps)
 
 
 class LeaveFastPath(Exception):
@@ -65,29 +66,36 @@ def solve_rows(G: np.ndarray, alpha0: np.ndarray, warm: np.ndarray, tol: float =
     ok = np.zeros(B, dtype=bool)
     a0s, warms = alpha0.tolist(), warm.tolist()
     for b, ((g11, g12), (_, g22)) in enumerate(G.tolist()):
-        a = _newton_2(g11, g12, g22, a0s[b] if warms[b] else None, tol)
-        if a is None:  # off the common path: solve() itself decides (and sets the status)
+        verdict, x1, x2 = _newton_2(g11, g12, g22, a0s[b] if warms[b] else None, tol)
+        if verdict == "check":  # the certificate solve() computes, on the G it solves
+            verdict = "ok" if residual(G[b], np.array([x1, x2])) <= tol else "fail"
+        if verdict == "ok":
+            ok[b], alpha[b, 0], alpha[b, 1] = True, x1, x2
+        elif verdict == "solve":  # off the common path: solve() itself decides
             from mtopt.solvers import solve
 
             opts = {"alpha0": alpha0[b].copy()} if warms[b] else {}
             out = solve(G[b], solver="newton", tol=tol, validate="light", **opts)
             if out.ok:
                 ok[b], alpha[b] = True, out.alpha
-            continue
-        ok[b], alpha[b, 0], alpha[b, 1] = True, a[0], a[1]
     return alpha, ok
 
 
 def _newton_2(g11: float, g12: float, g22: float, alpha0: list[float] | None, tol: float
-              ) -> tuple[float, float] | None:  # fmt: skip
-    """newton's ``solve`` for a 2×2 ``G`` on its common path: the scaling to unit diagonal,
-    the start (``α₀/s`` or 1, moved to the ray minimiser) and :func:`iterate_unit`, in the same
-    Python float operations; ``None`` when the row leaves that path (a zero or huge entry, a
-    flag, divergence, or a residual not clearly below ``tol``)."""
+              ) -> tuple[str, float, float]:  # fmt: skip
+    """newton's ``solve`` for a 2×2 ``G`` (as :func:`mtopt.solvers.solve` calls it) on its
+    common path: the scaling to unit diagonal, the start (``α₀/s`` or 1, moved to the ray
+    minimiser) and :func:`iterate_unit`, in the same Python float operations. Returns
+    ``(verdict, α₁, α₂)``: ``ok`` (status ``ok``), ``fail`` (``pareto_stationary`` or
+    ``not_converged``), ``check`` (α is newton's, but its residual is within rounding of
+    ``tol``: :func:`mtopt.solvers.base.residual` decides, as solve() does) or ``solve`` (only
+    :func:`mtopt.solvers.solve` can tell: a zero or huge entry, a Newton matrix flagged)."""
     if not (min(g11, g22) >= ZERO_DIAG and max(abs(g11), abs(g12), abs(g22)) <= MAX_ENTRY):
-        return None
+        return "solve", 0.0, 0.0
     s1, s2 = 1.0 / math.sqrt(g11), 1.0 / math.sqrt(g22)
     off = g12 * s1 * s2
+    if not abs(off) <= 1.0 + 1e-9:  # solve()'s deferred PSD check could fail: let it decide
+        return "solve", 0.0, 0.0
     if alpha0 is None:
         w1 = w2 = 1.0
         q = 2.0 + 2.0 * off
@@ -97,22 +105,31 @@ def _newton_2(g11: float, g12: float, g22: float, alpha0: list[float] | None, to
         w1, w2 = (a1 / s1, a2 / s2) if good else (1.0, 1.0)
         q = (w1 * w1 + w2 * w2) + 2.0 * off * w1 * w2  # _quad: fsum of two = their sum
     if not q > 2e-28:
-        return None
+        return "fail", 0.0, 0.0  # 0 in the convex hull of the columns: pareto_stationary
     r = math.sqrt(2.0 / q)
     (v1, v2), _, flag = iterate_unit([off], [w1 * r, w2 * r], check=alpha0 is not None)
-    if flag is not None or max(v1, v2) > MAX_W:
-        return None
+    if flag == "stationary" or max(v1, v2) > MAX_W:
+        return "fail", 0.0, 0.0  # α diverges: pareto_stationary
+    if flag is not None or not (v1 > 0 and v2 > 0):
+        return "solve", 0.0, 0.0
     x1, x2 = s1 * v1, s2 * v2
-    res = max(abs(x1 * (g11 * x1 + g12 * x2) - 1.0), abs(x2 * (g12 * x1 + g22 * x2) - 1.0))
-    # near tol the certificate's own rounding decides: solve() then
-    return (x1, x2) if res <= 0.25 * tol else None
+    t1, t2 = x1 * (g11 * x1 + g12 * x2), x2 * (g12 * x1 + g22 * x2)
+    res = max(abs(t1 - 1.0), abs(t2 - 1.0))
+    # solve()'s certificate (numpy's G @ α) may round differently: decide only outside that
+    slack = 8.0 * _EPS * max(abs(x1) * (abs(g11 * x1) + abs(g12 * x2)),
+                             abs(x2) * (abs(g12 * x1) + abs(g22 * x2)), 1.0)  # fmt: skip
+    if res + slack <= tol:
+        return "ok", x1, x2
+    return ("fail" if res - slack > tol else "check"), x1, x2  # fail: not_converged
 
 
 class BalanceRows:
-    """Balance's policy for ``B`` rows: solve every step, warm start, fallback ``previous``."""
+    """Balance's policy for ``B`` rows: solve every step, warm start, fallback ``previous``;
+    ``alpha_scale`` one for all rows or one per row."""
 
-    def __init__(self, B: int, alpha_scale: str) -> None:
-        self.scale = alpha_scale
+    def __init__(self, B: int, alpha_scale: str | list[str]) -> None:
+        scales = [alpha_scale] * B if isinstance(alpha_scale, str) else list(alpha_scale)
+        self.frob = [sc == "frobenius" for sc in scales]
         self.alpha = np.zeros((B, 2))
         self.has = np.zeros(B, dtype=bool)
         self.solves = np.zeros(B, dtype=np.int64)
@@ -123,8 +140,8 @@ class BalanceRows:
         """α for every row (rows with ``has`` False after the call: no α, skip)."""
         if not np.isfinite(G).all():
             raise LeaveFastPath("non-finite G")
-        if self.scale == "frobenius":  # Balance's own call, row by row; only when ‖G‖_F > 0
-            fro = [float(np.linalg.norm(g)) for g in G]
+        if any(self.frob):  # Balance's own call, row by row; only when ‖G‖_F > 0
+            fro = [float(np.linalg.norm(g)) if f else 1.0 for g, f in zip(G, self.frob)]
             G = G / np.array([f if f > 0 else 1.0 for f in fro])[:, None, None]
         alpha, ok = solve_rows(G, self.alpha, self.has)
         self.solves += 1
@@ -165,11 +182,12 @@ class NashBatch:
 
 
 class PubBatch:
-    """PUB (Adam base rule, ``solve_every=1``, fallback ``previous``) on a batch of points."""
+    """PUB (Adam base rule, ``solve_every=1``, fallback ``previous``) on a batch of points
+    (``alpha_scale``: one for all rows, or one per row)."""
 
     uses_adam = False
 
-    def __init__(self, B: int, lr: float, alpha_scale: str) -> None:
+    def __init__(self, B: int, lr: float, alpha_scale: str | list[str]) -> None:
         self.lr = float(lr)
         self.balance = BalanceRows(B, alpha_scale)
         self.m = np.zeros((B, 2), dtype=F32)

@@ -48,15 +48,23 @@ def test_solve_rows_is_newtons_solve_on_every_row():
     from mtopt.toy.fast_balance import solve_rows
 
     rng = np.random.default_rng(0)
-    D = rng.standard_normal((200, 2, 2)) * rng.uniform(1e-3, 1e3, (200, 1, 1))
+    n = 400
+    D = rng.standard_normal((n, 2, 2)) * rng.uniform(1e-3, 1e3, (n, 1, 1))
     D[0, 0] = 0.0  # a zero update column
     D[1, 1] = -D[1, 0]  # opposite updates: Pareto-stationary
     D[2, 1] = 3.0 * D[2, 0]  # parallel updates
+    # nearly opposite updates, as Nash-MTL meets on the front: α diverges, Newton stalls, or
+    # the residual lands near tol
+    ang = np.pi - 10.0 ** rng.uniform(-9, -2, 200)
+    D[200:, 0] = np.stack([np.ones(200), np.zeros(200)], axis=1)
+    D[200:, 1] = np.stack([np.cos(ang), np.sin(ang)], axis=1) * rng.uniform(0.01, 100, (200, 1))
     G = np.einsum("bik,bjk->bij", D, D)
-    alpha0 = rng.uniform(0.1, 3.0, (200, 2))
-    warm = rng.random(200) < 0.5
+    alpha0 = rng.uniform(0.1, 3.0, (n, 2))
+    alpha0[200:] *= 10.0 ** rng.uniform(0, 7, (200, 1))
+    warm = rng.random(n) < 0.5
     alpha, ok = solve_rows(G, alpha0, warm)
-    for b in range(200):
+    assert 10 < ok[200:].sum() < 190  # both outcomes among the nearly opposite rows
+    for b in range(n):
         ref = solve(G[b], "newton", validate="light", **({"alpha0": alpha0[b]} if warm[b] else {}))
         assert ok[b] == ref.ok, b
         if ref.ok:
