@@ -1,9 +1,12 @@
-"""The toy's fast path: numpy, all starts of one method at once (a batch of points).
+"""The toy's fast path: numpy, the starts of several methods at once (a batch of points).
 
 The per-run path (:func:`mtopt.toy.methods._stepper`) keeps ``x`` in float32, rounds the
 float64 analytic gradients to float32, and steps torch in float32. The fast path does the same
 arithmetic in numpy, vectorised over the batch, with the two-task closed forms where they exist,
 and gives the same bits (:mod:`mtopt.toy.fast_core` holds the float32 rules it copies).
+:func:`run_group` runs a list of methods as one batch: one gradient call and one Adam step for
+all rows per step, each method's rule on its own rows (rows are independent, so the bits do not
+depend on the company a method keeps: tested).
 
 Gradient aggregators (this module): weights in float64 from the float64 Gram matrix, applied
 in float32, then ``torch.optim.Adam``:
