@@ -57,8 +57,8 @@ def toy_cmd(
     exact_path: bool = typer.Option(
         False,
         "--exact-path",
-        help="Run every method on the per-run torch path (default: ls, mgda and pcgrad on the "
-        "numpy fast path, all starts at once; same results, see docs/toy.md).",
+        help="Run every method on the per-run torch path (default: every method on the numpy "
+        "fast path, all starts at once; same results, see docs/toy.md).",
     ),
 ) -> None:
     """Fig. 2 analogue: which methods reach the Pareto front of the toy problem, from where."""

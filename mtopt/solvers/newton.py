@@ -271,6 +271,22 @@ def _newton_unrolled(
     return np.array(wl), it, flag
 
 
+def iterate_unit(
+    off: list[float], w: list[float], *, check: bool, max_iter: int = 100
+) -> tuple[list[float], int, str | None]:
+    """The Newton iteration :func:`solve` runs for ``n ≤ UNROLL_MAX_N`` (the generated code).
+
+    ``off``: the upper off-diagonal entries (row-major) of the unit-diagonal ``C``; ``w``: the
+    start, already scaled to the minimiser of f along its ray; ``check``: measure the start's
+    residual (a warm start). Returns ``(w, iterations, flag)`` as :func:`_newton_np`. Public so
+    that a caller solving many small problems at once (the toy's fast path) can do the scaling
+    itself, vectorised, and still run the very same iteration.
+    """
+    n = len(w)
+    target = 1e-14 * n
+    return _unrolled(n)(off, w, max_iter, target, PREDICT * target, _armijo, check)
+
+
 def solve(
     G: np.ndarray,
     *,
@@ -310,10 +326,7 @@ def solve(
             q = _quad(off, wl)
         if q > 1e-28 * n:
             wl = [x * math.sqrt(n / q) for x in wl]  # minimiser of f along the ray
-            target = 1e-14 * n
-            wl, it, flag = _unrolled(n)(
-                off, wl, max_iter, target, PREDICT * target, _armijo, alpha0 is not None
-            )
+            wl, it, flag = iterate_unit(off, wl, check=alpha0 is not None, max_iter=max_iter)
         alpha = np.array([a * b for a, b in zip(sl, wl)])
         seconds = time.perf_counter() - t0
         diverged = max(wl) > MAX_W

@@ -1,10 +1,15 @@
-"""The toy's fast path: numpy, all starts of one method at once (a batch of points).
+"""The toy's fast path: numpy, the starts of several methods at once (a batch of points).
 
 The per-run path (:func:`mtopt.toy.methods._stepper`) keeps ``x`` in float32, rounds the
-float64 analytic gradients to float32, aggregates them (weights in float64 from the float64
-Gram matrix, applied in float32) and steps ``torch.optim.Adam`` in float32. This module does
-the same arithmetic in numpy, vectorised over the batch, with the two-task closed forms of the
-aggregators' weights:
+float64 analytic gradients to float32, and steps torch in float32. The fast path does the same
+arithmetic in numpy, vectorised over the batch, with the two-task closed forms where they exist,
+and gives the same bits (:mod:`mtopt.toy.fast_core` holds the float32 rules it copies).
+:func:`run_group` runs a list of methods as one batch: one gradient call and one Adam step for
+all rows per step, each method's rule on its own rows (rows are independent, so the bits do not
+depend on the company a method keeps: tested).
+
+Gradient aggregators (this module): weights in float64 from the float64 Gram matrix, applied
+in float32, then ``torch.optim.Adam``:
 
 * ``ls``: ``g₁ + g₂``;
 * ``mgda``: the min-norm weight ``w₁ = clip((G₂₂ − G₁₂)/(G₁₁ + G₂₂ − 2G₁₂), 0, 1)``;
@@ -14,74 +19,30 @@ aggregators' weights:
 * ``pcgrad``: with two tasks each gradient has one other to project on, so the random order
   does not matter: ``c = (1 − G₁₂/G₁₁, 1 − G₁₂/G₂₂)`` when ``G₁₂ < 0``, else ``(1, 1)``.
 
-Adam is torch's single-tensor CPU Adam written out in float32 (``lerp`` and ``addcmul`` fused
-multiply-adds, bias corrections in float64, ``eps`` outside the square root, and torch's own
-float32 ``sqrt``, which is not always the correctly rounded one numpy gives); ``c @ J`` rounds
-each product to float32 before the sum, as torch's float32 matmul does. The test
-(tests/toy/test_toy_fast.py) checks final points and losses against the per-run path.
-Nash-MTL, FAMO and PUB stay on the per-run path.
+Methods with their own state: ``nashmtl``, ``pub_exact`` and ``pub_frobenius``
+(:mod:`mtopt.toy.fast_balance`: Balance's policy, newton's own iteration per row) and ``famo``
+(:mod:`mtopt.toy.fast_famo`). The test (tests/toy/test_toy_fast.py) checks every method's
+trajectories, final points and counters against the per-run path.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from mtopt.toy.problem import LOWER
+from mtopt.toy.fast_balance import LeaveFastPath
+from mtopt.toy.fast_core import F32, Adam32, batch_grads, combine32
 
-#: methods that run on the fast path
-FAST_METHODS: tuple[str, ...] = ("ls", "mgda", "pcgrad", "imtl_g", "cagrad")
+__all__ = ["FAST_METHODS", "BatchResult", "batch_grads", "coefficients", "direction", "run_group"]
 
-_F32 = np.float32
-
-
-def batch_grads(X: np.ndarray, scale: float) -> np.ndarray:
-    """``[B, 2, 2]`` Jacobians (row i = ∇Lᵢ) at the points ``X`` ``[B, 2]``, float64.
-
-    :func:`mtopt.toy.problem.value_and_grad` vectorised (same formulas and subgradients).
-    """
-    u, y = X[:, 0].astype(np.float64), X[:, 1].astype(np.float64)
-    ty = np.tanh(y)
-    sech2 = 1.0 - ty * ty
-    p1 = -0.5 * u - 3.5 + ty
-    p2 = -0.5 * u + 3.5 - ty
-    a1, a2 = np.abs(p1), np.abs(p2)
-    h1 = np.log(np.maximum(a1, LOWER)) + 6.0
-    h2 = np.log(np.maximum(a2, LOWER)) + 6.0
-    with np.errstate(divide="ignore"):
-        k1 = np.where((a1 >= LOWER) & (p1 != 0.0), 1.0 / p1, 0.0)
-        k2 = np.where((a2 >= LOWER) & (p2 != 0.0), 1.0 / p2, 0.0)
-    h1u, h1y = -0.5 * k1, sech2 * k1
-    h2u, h2y = -0.5 * k2, -sech2 * k2
-    th = np.tanh(0.5 * y)
-    dth = 0.5 * (1.0 - th * th)
-    pos = th >= 0.0
-    neg = -th >= 0.0
-    c1, c1y = np.where(pos, th, 0.0), np.where(pos, dth, 0.0)
-    c2, c2y = np.where(neg, -th, 0.0), np.where(neg, -dth, 0.0)
-    ry = 0.1 * (y + 8.0) ** 2
-    q1 = ((u - 7.0) ** 2 + ry) / 10.0 - 20.0
-    q2 = ((u + 7.0) ** 2 + ry) / 10.0 - 20.0
-    qy = 0.02 * (y + 8.0)
-    J = np.empty((X.shape[0], 2, 2))
-    J[:, 0, 0] = scale * (h1u * c1 + 0.2 * (u - 7.0) * c2)
-    J[:, 0, 1] = scale * (h1y * c1 + h1 * c1y + qy * c2 + q1 * c2y)
-    J[:, 1, 0] = h2u * c1 + 0.2 * (u + 7.0) * c2
-    J[:, 1, 1] = h2y * c1 + h2 * c1y + qy * c2 + q2 * c2y
-    return J
-
-
-def _fma32(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """float32 ``a·b + c`` with one rounding (the product is exact in float64)."""
-    return (a.astype(np.float64) * b + c).astype(_F32)
-
-
-def _sqrt32(v: np.ndarray) -> np.ndarray:
-    """torch's float32 ``sqrt`` (not always the correctly rounded one that numpy gives)."""
-    import torch
-
-    return torch.from_numpy(v).sqrt().numpy()
+#: methods that run on the fast path (every toy method)
+FAST_METHODS: tuple[str, ...] = (
+    "ls", "mgda", "pcgrad", "imtl_g", "cagrad", "nashmtl", "famo", "pub_exact", "pub_frobenius",
+)  # fmt: skip
 
 
 def coefficients(method: str, G: np.ndarray) -> np.ndarray:
@@ -168,13 +129,86 @@ def direction(method: str, J32: np.ndarray) -> np.ndarray:
         return J32[:, 0] + J32[:, 1]
     J = J32.astype(np.float64)
     G = np.einsum("bik,bjk->bij", J, J)
-    c = coefficients(method, G).astype(_F32)
-    # c @ J as torch does it in float32: each product rounded, then the sum
-    return c[:, 0:1] * J32[:, 0] + c[:, 1:2] * J32[:, 1]
+    return combine32(coefficients(method, G).astype(F32), J32)
 
 
-def run_batch(
-    method: str,
+#: the gradient aggregators: one stepper for all of them in a group (one Gram call)
+_AGGREGATORS = ("ls", "mgda", "pcgrad", "imtl_g", "cagrad")
+
+
+class _Aggregated:
+    """The gradient aggregators' directions for their rows (``B`` per method, in order);
+    stateless, Adam is the caller's."""
+
+    uses_adam = True
+
+    def __init__(self, methods: Sequence[str], B: int) -> None:
+        self.methods, self.B = list(methods), B
+
+    def direction(self, J32: np.ndarray, L32: np.ndarray) -> np.ndarray:
+        B = self.B
+        c = np.ones((J32.shape[0], 2))  # ls: g₁ + g₂ (1·gᵢ is exact)
+        if self.methods != ["ls"]:
+            J = J32.astype(np.float64)
+            G = np.einsum("bik,bjk->bij", J, J)
+            for k, m in enumerate(self.methods):
+                if m != "ls":
+                    c[k * B : (k + 1) * B] = coefficients(m, G[k * B : (k + 1) * B])
+        return combine32(c.astype(F32), J32)
+
+    def stats(self) -> list[dict[str, Any]]:
+        return [{} for _ in range(self.B * len(self.methods))]
+
+
+def _units(methods: Sequence[str], B: int, lr: float, scale: float) -> list[tuple[Any, list[str]]]:
+    """The batch steppers for ``methods`` and the methods each one runs (``B`` rows per method,
+    in that order): all aggregators in one, both PUBs in one, Nash-MTL, FAMO. A stepper has
+    ``direction(J32, L32)`` for a gradient handed to ``torch.optim.Adam`` (``uses_adam``), else
+    ``advance(x, J32, L32)``; and ``stats()`` (one dict per row)."""
+    for m in methods:
+        if m not in FAST_METHODS:
+            raise ValueError(f"no fast path for {m!r}")
+    units: list[tuple[Any, list[str]]] = []
+    agg = [m for m in methods if m in _AGGREGATORS]
+    if agg:
+        units.append((_Aggregated(agg, B), agg))
+    pubs = [m for m in methods if m in ("pub_exact", "pub_frobenius")]
+    if pubs or "nashmtl" in methods:
+        from mtopt.toy.fast_balance import NashBatch, PubBatch
+        from mtopt.toy.methods import AGGREGATOR_HP
+
+        if "nashmtl" in methods:
+            units.append((NashBatch(B, **AGGREGATOR_HP["nashmtl"]), ["nashmtl"]))
+        if pubs:
+            scales = [m.split("_", 1)[1] for m in pubs for _ in range(B)]
+            units.append((PubBatch(B * len(pubs), lr, scales), pubs))
+    if "famo" in methods:
+        from mtopt.toy.fast_famo import FamoBatch
+        from mtopt.toy.methods import FAMO_HP, FAMO_MIN_LOSS
+
+        bounds = (FAMO_MIN_LOSS * scale, FAMO_MIN_LOSS)
+        units.append((FamoBatch(B, min_losses=bounds, **FAMO_HP), ["famo"]))
+    return units
+
+
+@dataclass
+class BatchResult:
+    """One method's runs from every start (``left``: it left the fast path at step ``left_at``
+    with ``reported`` steps given to ``progress``; rerun it on the per-run path)."""
+
+    final: np.ndarray
+    rec_x: np.ndarray
+    stats: list[dict[str, Any]]
+    #: the method's wall and CPU seconds (its own calls timed; the shared Jacobian and Adam
+    #: work split by rows; CPU in proportion to wall)
+    seconds: float
+    cpu_seconds: float
+    left: bool = False
+    reported: int = 0
+
+
+def run_group(
+    methods: Sequence[str],
     starts: Sequence[Sequence[float]],
     *,
     steps: int,
@@ -182,39 +216,88 @@ def run_batch(
     scale: float,
     every: int,
     progress: Callable[[int], None] | None = None,
-) -> tuple[np.ndarray, list[int], np.ndarray]:
-    """Run ``method`` from every start at once: ``(final [B, 2], record steps, record x
-    [R, B, 2])`` with the points recorded before steps ``0, every, 2·every, …`` (float32
-    values, as float64). ``progress(k)`` gets the steps done (``B`` per batch step)."""
-    if method not in FAST_METHODS:
-        raise ValueError(f"no fast path for {method!r}")
-    x = np.asarray(starts, dtype=np.float64).astype(_F32)
-    B = x.shape[0]
-    m = np.zeros_like(x)
-    v = np.zeros_like(x)
-    b1, b2, eps = 0.9, 0.999, 1e-8
-    w1, w2, e32 = _F32(1.0 - b1), _F32(b2), _F32(eps)
-    v1 = _F32(1.0 - b2)
+) -> tuple[list[int], dict[str, BatchResult]]:
+    """Run ``methods`` from every start, all as one batch of ``len(methods)·len(starts)``
+    points: one Jacobian call and one Adam step for all of them per step. Returns the record
+    steps (``0, every, 2·every, …``, before the step) and one :class:`BatchResult` per method
+    (points as float64 of the float32 values). ``progress(k)`` gets the steps done (one per
+    point and step, every 1000 steps and at the end; a method that leaves the fast path stops
+    counting there)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the few torch kernels called on small arrays: no thread start-up
+    try:
+        return _run_group(list(methods), starts, steps, float(lr), float(scale), every, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_group(methods: list[str], starts: Sequence[Sequence[float]], steps: int, lr: float,
+               scale: float, every: int, progress: Callable[[int], None] | None
+               ) -> tuple[list[int], dict[str, BatchResult]]:  # fmt: skip
+    x0 = np.asarray(starts, dtype=np.float64).astype(F32)
+    B = x0.shape[0]
+    units = _units(methods, B, lr, scale)
+    spans, rows, k = [], {}, 0
+    for _, ms in units:
+        spans.append(slice(k, k + B * len(ms)))
+        for m in ms:
+            rows[m] = slice(k, k + B)
+            k += B
+    x = np.tile(x0, (k // B, 1))
+    by_adam = np.concatenate([np.full(sp.stop - sp.start, u.uses_adam)
+                              for (u, _), sp in zip(units, spans)])  # fmt: skip
+    adam = Adam32((int(by_adam.sum()), 2), lr)
+    live = list(range(len(units)))
+    left: dict[str, int] = {}
+    own = [0.0] * len(units)
     rec_steps: list[int] = []
     rec_x: list[np.ndarray] = []
     done = 0
+    clock = time.perf_counter
+    t0, c0 = clock(), time.process_time()
     for t in range(steps):
         if t % every == 0:
             rec_steps.append(t)
             rec_x.append(x.astype(np.float64))
-        J32 = batch_grads(x, scale).astype(_F32)
-        g = direction(method, J32)
-        # torch.optim.Adam, single-tensor CPU kernels, float32
-        m = _fma32(w1, g - m, m)  # lerp(m, g, 1 − β₁)
-        v = _fma32(v1 * g, g, v * w2)  # v·β₂, then addcmul(g, g, 1 − β₂)
-        step = t + 1
-        step_size = lr / (1.0 - b1**step)
-        bc2 = (1.0 - b2**step) ** 0.5
-        denom = _sqrt32(v) / _F32(bc2) + e32
-        x = x + (_F32(-step_size) * m) / denom
+        with np.errstate(all="ignore"):  # rows of a method that left may hold non-finite values
+            J = batch_grads(x, scale, values=True)
+        J32, L32 = J[:, :, :2].astype(F32), J[:, :, 2].astype(F32)
+        g = np.zeros_like(x)
+        xn = x.copy()
+        for i in list(live):
+            (u, ms), r, ta = units[i], spans[i], clock()
+            try:
+                if u.uses_adam:
+                    g[r] = u.direction(J32[r], L32[r])
+                else:
+                    xn[r] = u.advance(x[r], J32[r], L32[r])
+            except LeaveFastPath:
+                live.remove(i)
+                left.update(dict.fromkeys(ms, B * done))
+                g[r] = 0.0
+            own[i] += clock() - ta
+        if adam.m.size:
+            xn[by_adam] = adam.step(x[by_adam], g[by_adam])
+        x = xn
+        n_live = sum(spans[i].stop - spans[i].start for i in live)
         if progress is not None and (t + 1) % 1000 == 0:
-            progress(B * (t + 1 - done))
+            progress(n_live * (t + 1 - done))
             done = t + 1
     if progress is not None and done < steps:
-        progress(B * (steps - done))
-    return x.astype(np.float64), rec_steps, np.asarray(rec_x)
+        progress(sum(spans[i].stop - spans[i].start for i in live) * (steps - done))
+    wall, cpu = clock() - t0, time.process_time() - c0
+    shared = max(wall - sum(own), 0.0) / len(methods)
+    rec = np.asarray(rec_x)
+    out = {}
+    for (u, ms), sp, mine in zip(units, spans, own):
+        stats = u.stats()
+        for m in ms:
+            r = rows[m]
+            sec = mine / len(ms) + shared
+            out[m] = BatchResult(final=x[r].astype(np.float64), rec_x=rec[:, r],
+                                 stats=stats[r.start - sp.start : r.stop - sp.start], seconds=sec,
+                                 cpu_seconds=cpu * sec / wall if wall > 0 else 0.0,
+                                 left=m in left, reported=left.get(m, 0))  # fmt: skip
+    return rec_steps, out

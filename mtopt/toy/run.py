@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from mtopt.errors import InputError, RunError
-from mtopt.toy.fast import FAST_METHODS, run_batch
+from mtopt.toy.fast import FAST_METHODS, run_group
 from mtopt.toy.methods import _stepper, resolve_methods
 from mtopt.toy.problem import SCALE, balanced_point, distance_to_front, toy_losses
 
@@ -34,6 +34,9 @@ DEFAULT_TOL = 1e-2
 TRAJECTORY_POINTS = 500
 #: rough relative cost per step (for scheduling the longest runs first)
 _COST = {"cagrad": 8.0, "pub_exact": 8.0, "pub_frobenius": 8.0, "nashmtl": 4.0, "famo": 3.0}
+#: rough relative cost per step on the fast path (measured; for splitting it over processes)
+_FAST_COST = {"ls": 1.0, "pcgrad": 2.0, "imtl_g": 3.0, "mgda": 3.0, "famo": 4.0, "nashmtl": 6.0,
+              "pub_frobenius": 7.0, "pub_exact": 8.0, "cagrad": 9.0}  # fmt: skip
 
 
 def parse_starts(text: str) -> list[tuple[float, float]]:
@@ -147,7 +150,7 @@ def run_toy(
 
 
 def run_fast(
-    method: str,
+    method: str | Sequence[str],
     starts: Sequence[Sequence[float]],
     *,
     steps: int = DEFAULT_STEPS,
@@ -159,41 +162,58 @@ def run_fast(
     trajectory_points: int = TRAJECTORY_POINTS,
     progress: Callable[[int], None] | None = None,
 ) -> list[ToyRun]:
-    """One run per start of a :data:`~mtopt.toy.fast.FAST_METHODS` method, all at once
-    (:func:`mtopt.toy.fast.run_batch`); each run's seconds are the batch's divided evenly."""
+    """One run per start of one or several :data:`~mtopt.toy.fast.FAST_METHODS` methods, all
+    as one batch (:func:`mtopt.toy.fast.run_group`); rows ordered by method, then start. Each
+    run's seconds are its method's share divided evenly over the starts. A method that leaves
+    the fast path (a non-finite value) is rerun on the per-run path."""
     _check(steps, lr)
+    methods = [method] if isinstance(method, str) else list(method)
     idx = list(range(len(starts))) if start_indices is None else list(start_indices)
     every = max(1, -(-steps // max(1, trajectory_points)))
-    t0, c0 = time.perf_counter(), time.process_time()
-    final, rec_steps, rec = run_batch(
-        method,
-        starts,
-        steps=steps,
-        lr=float(lr),
-        scale=float(scale),
-        every=every,
+    rec_steps, res = run_group(
+        methods, starts, steps=steps, lr=float(lr), scale=float(scale), every=every,
         progress=progress,
-    )
+    )  # fmt: skip
     n = len(starts)
-    seconds, cpu = (time.perf_counter() - t0) / n, (time.process_time() - c0) / n
-    return [
-        _make_run(
-            method,
-            s,
-            idx[b],
-            steps,
-            lr,
-            seed,
-            scale,
-            tol,
-            [*rec_steps, steps],
-            [*rec[:, b].tolist(), final[b].tolist()],
-            seconds,
-            cpu,
-            {},
-        )
-        for b, s in enumerate(starts)
-    ]
+    runs: list[ToyRun] = []
+    for m in methods:
+        r = res[m]
+        if r.left:  # the per-run path owns the non-finite policy
+            counted = _Credit(progress, r.reported)
+            runs += [run_toy(m, s, steps=steps, lr=lr, seed=seed, scale=scale, tol=tol,
+                             start_index=idx[b], trajectory_points=trajectory_points,
+                             progress=counted, exact_path=True)
+                     for b, s in enumerate(starts)]  # fmt: skip
+            continue
+        runs += [_make_run(m, s, idx[b], steps, lr, seed, scale, tol, [*rec_steps, steps],
+                           [*r.rec_x[:, b].tolist(), r.final[b].tolist()], r.seconds / n,
+                           r.cpu_seconds / n, r.stats[b])
+                 for b, s in enumerate(starts)]  # fmt: skip
+    return runs
+
+
+class _Credit:
+    """``progress`` less the first ``credit`` steps (already reported by the fast path)."""
+
+    def __init__(self, progress: Callable[[int], None] | None, credit: int) -> None:
+        self.progress, self.credit = progress, int(credit)
+
+    def __call__(self, k: int) -> None:
+        used = min(k, self.credit)
+        self.credit -= used
+        if self.progress is not None and k > used:
+            self.progress(k - used)
+
+
+def split_methods(methods: Sequence[str], groups: int) -> list[list[str]]:
+    """Fast-path methods in at most ``groups`` batches of about equal cost (costliest first)."""
+    out: list[list[str]] = [[] for _ in range(max(1, min(groups, len(methods))))]
+    load = [0.0] * len(out)
+    for m in sorted(methods, key=lambda m: -_FAST_COST.get(m, 1.0)):
+        k = load.index(min(load))
+        out[k].append(m)
+        load[k] += _FAST_COST.get(m, 1.0)
+    return [g for g in out if g]
 
 
 def _check(steps: Any, lr: Any) -> None:
@@ -256,10 +276,19 @@ def _init_worker(queue: Any) -> None:
     torch.set_num_threads(1)
 
 
-def _worker(kwargs: dict[str, Any]) -> dict[str, Any]:
+def _worker(kwargs: dict[str, Any]) -> list[dict[str, Any]]:
     queue = _QUEUE
     cb = None if queue is None else queue.put
-    return run_toy(progress=cb, **kwargs).to_dict()
+    return _do(kwargs, cb)
+
+
+def _do(task: dict[str, Any], progress: Callable[[int], None] | None) -> list[dict[str, Any]]:
+    """One task of :func:`run_all`: a fast-path group (key ``group``) or one per-run unit."""
+    kw = dict(task)
+    if "group" in kw:
+        methods, pts = kw.pop("group"), kw.pop("starts")
+        return [r.to_dict() for r in run_fast(methods, pts, progress=progress, **kw)]
+    return [run_toy(progress=progress, **kw).to_dict()]
 
 
 def run_all(
@@ -278,46 +307,38 @@ def run_all(
     """Every (method, start) run, in ``jobs`` processes; rows ordered by method, then start.
 
     ``progress(k)`` receives step counts as they complete (total ``len(methods)·len(starts)·
-    steps``). Results do not depend on ``jobs``. The fast-path methods run first, in this
-    process, all starts at once (``exact_path``: every run on the per-run path).
+    steps``). Results do not depend on ``jobs``. The fast-path methods run as batches of all
+    their starts, split over the processes in groups of about equal cost
+    (:func:`split_methods`); ``exact_path``: every run on the per-run path, one task per run.
     """
     names = resolve_methods(methods)
     pts = [tuple(float(v) for v in s) for s in (starts or STANDARD_STARTS)]
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise InputError(f"jobs: must be an integer ≥ 1, got {jobs!r}")
+    common = {"steps": steps, "lr": lr, "seed": seed, "scale": scale, "tol": tol}
+    fast = [] if exact_path else [m for m in names if m in FAST_METHODS]
     units = [
-        {
-            "method": m,
-            "start": list(p),
-            "start_index": i,
-            "steps": steps,
-            "lr": lr,
-            "seed": seed,
-            "scale": scale,
-            "tol": tol,
-        }
+        {"method": m, "start": list(p), "start_index": i, **common, "exact_path": exact_path}
         for m in names
+        if m not in fast
         for i, p in enumerate(pts)
     ]
-    order = {(u["method"], u["start_index"]): k for k, u in enumerate(units)}
+    order = {(m, i): k for k, (m, i) in enumerate((m, i) for m in names for i in range(len(pts)))}
+    workers = max(1, min(jobs, os.cpu_count() or jobs))
+    # costliest first: the fast groups, then the per-run units (LPT scheduling)
+    tasks: list[dict[str, Any]] = [
+        {"group": g, "starts": [list(p) for p in pts], **common}
+        for g in (split_methods(fast, workers) if fast else [])
+    ] + sorted(units, key=lambda u: -_COST.get(u["method"], 1.0))
     rows: list[dict[str, Any]] = []
-    if not exact_path:
-        for m in [m for m in names if m in FAST_METHODS]:
-            runs = run_fast(m, pts, steps=steps, lr=lr, seed=seed, scale=scale, tol=tol,
-                            progress=progress)  # fmt: skip
-            rows += [r.to_dict() for r in runs]
-        units = [u for u in units if u["method"] not in FAST_METHODS]
-    for u in units:
-        u["exact_path"] = exact_path
-    if not units:
-        return rows
-    if jobs == 1 or len(units) == 1:
+    if workers == 1 or len(tasks) == 1:
         import torch
 
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            rows += [run_toy(progress=progress, **u).to_dict() for u in units]
+            for task in tasks:
+                rows += _do(task, progress)
         finally:
             torch.set_num_threads(threads)
         rows.sort(key=lambda r: order[(r["method"], r["start_index"])])
@@ -329,13 +350,10 @@ def run_all(
 
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    # longest runs first (LPT scheduling)
-    todo = sorted(units, key=lambda u: -_COST.get(u["method"], 1.0))
-    workers = min(jobs, len(units), os.cpu_count() or jobs)
     with ProcessPoolExecutor(
-        workers, mp_context=ctx, initializer=_init_worker, initargs=(q,)
+        min(workers, len(tasks)), mp_context=ctx, initializer=_init_worker, initargs=(q,)
     ) as ex:
-        pending = {ex.submit(_worker, u) for u in todo}
+        pending = {ex.submit(_worker, t) for t in tasks}
 
         def drain() -> None:
             while True:
@@ -350,7 +368,7 @@ def run_all(
             finished, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
             drain()
             for fut in finished:
-                rows.append(fut.result())
+                rows += fut.result()
         time.sleep(0.05)
         drain()
     rows.sort(key=lambda r: order[(r["method"], r["start_index"])])
