@@ -42,7 +42,7 @@ from torch import nn
 from mtopt.data.base import Schema
 from mtopt.errors import InputError
 from mtopt.models.base import MultiTaskModel
-from mtopt.models.layers import InputLayer, int_list, pack
+from mtopt.models.layers import InputLayer, Route, int_list, pack
 
 _LN2 = math.log(2.0)
 
@@ -137,8 +137,12 @@ class Backbone(MultiTaskModel):
             early = torch.stack([self.head(i, parts) for i in range(n - 1)], dim=1)
             parts = [*parts, early]
         if self.pack_representation:
-            z, parts = pack(parts)
+            # not under ESMM: there the trunk parts also feed the earlier towers outside ``z``,
+            # and the direct route changes the order in which their gradients are summed
+            route = None if self.esmm else Route()
+            z, parts = pack(parts, route)
             self.representation = z
+            self.__dict__["_route"] = route  # reading ``representation`` sets route.via_z
         else:
             # fresh view nodes (no copy): the heads read only these, so ∂L/∂(view) counts the
             # heads' uses and not the trunk's own reuse of a part (e.g. layer-2 experts
@@ -155,8 +159,24 @@ class Backbone(MultiTaskModel):
         # ``representation`` holds the last forward's graph; drop it so that the model can be
         # deep-copied or pickled after a forward pass
         state = self.__dict__.copy()
-        state["representation"] = None
+        state["_representation"] = None
+        state["_route"] = None
         return state
+
+    @property  # type: ignore[override]
+    def representation(self) -> torch.Tensor | tuple[torch.Tensor, ...] | None:
+        """The last forward's shared representation (module docstring). Reading it routes
+        that forward's backward passes through ``z`` (:class:`~mtopt.models.layers.Route`);
+        until then they skip the full-width ``∂z`` (bit-identical gradients)."""
+        route = self.__dict__.get("_route")
+        if route is not None:
+            route.via_z = True
+        return self.__dict__.get("_representation")
+
+    @representation.setter
+    def representation(self, value: torch.Tensor | tuple[torch.Tensor, ...] | None) -> None:
+        self.__dict__["_representation"] = value
+        self.__dict__["_route"] = None
 
     def probabilities_from_logits(self, logits: torch.Tensor) -> torch.Tensor:
         """Predicted probabilities from :meth:`forward`'s output (chained under ESMM)."""
