@@ -64,6 +64,30 @@ def esmm_log_probs(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return log_p, log1mexp(log_p)
 
 
+class _Column(torch.autograd.Function):
+    """Task ``i``'s logits ``[B]`` as column ``i`` of a ``[B, n]`` buffer, and the head's
+    gradient as column ``i`` of another: the strides the loss and the head see when the loss
+    reads a column of the stacked logits. Kernels take other paths for strided operands (e.g.
+    scalar rather than vectorised ``exp``), so keeping the strides keeps the bits — while task
+    ``i``'s backward pass visits head ``i`` only, not every head with zero gradients."""
+
+    @staticmethod
+    def forward(x: torch.Tensor, i: int, n: int) -> torch.Tensor:
+        col = x.new_zeros(*x.shape, n).select(-1, i)
+        return col.copy_(x)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+        ctx.i, ctx.n = inputs[1], inputs[2]
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        buf = g.new_zeros(*g.shape, ctx.n)
+        col = buf.select(-1, ctx.i)
+        col.copy_(g)
+        return col, None, None
+
+
 class Backbone(MultiTaskModel):
     """Base class of the built-in backbones (see the module docstring)."""
 
@@ -129,8 +153,9 @@ class Backbone(MultiTaskModel):
             return []
         return list(self.head_parameters(i))
 
-    def forward(self, batch: dict) -> torch.Tensor:
-        """Per-task logits ``[B, n_tasks]`` (raw tower logits also under ESMM)."""
+    def forward(self, batch: dict, *, per_task: bool = False) -> torch.Tensor | list[torch.Tensor]:
+        """Per-task logits ``[B, n_tasks]`` (raw tower logits also under ESMM); with
+        ``per_task`` the list of the n columns ``[B]`` before they are stacked."""
         parts = self.trunk(self.inputs(batch))
         n = self.n_tasks
         if self.esmm:
@@ -153,7 +178,7 @@ class Backbone(MultiTaskModel):
             logits = [*parts[-1].unbind(1), self.head(n - 1, parts[:-1])]
         else:
             logits = [self.head(i, parts) for i in range(n)]
-        return torch.stack(logits, dim=1)
+        return logits if per_task else torch.stack(logits, dim=1)
 
     def __getstate__(self) -> dict[str, Any]:
         # ``representation`` holds the last forward's graph; drop it so that the model can be
@@ -191,7 +216,18 @@ class Backbone(MultiTaskModel):
         """Per-task mean BCE; under ESMM task ``k ≥ 1`` is BCE on ``Π_{j≤k} σ(l_j)`` computed
         from ``log p`` and ``log(1 − p)`` (the latter clamped at −100 like ``torch``'s BCE)."""
         if not self.esmm:
-            return super().losses(batch, logits)
+            if logits is not None or type(self).forward is not Backbone.forward:
+                return super().losses(batch, logits)
+            # each loss from its own head's logits, not from a column of the stacked [B, n]:
+            # the same values and bits, but task i's backward pass then traverses head i only
+            # (through the stack it visits every head, with zero gradients)
+            cols = self(batch, per_task=True)
+            y = batch["labels"].to(cols[0].dtype)
+            n = len(cols)
+            return [
+                nn.functional.binary_cross_entropy_with_logits(_Column.apply(c, i, n), y[:, i])
+                for i, c in enumerate(cols)
+            ]
         out = self(batch) if logits is None else logits
         y = batch["labels"].to(out.dtype)
         log_p, log_q = esmm_log_probs(out)

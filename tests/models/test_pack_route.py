@@ -12,6 +12,7 @@ import torch
 
 import mtopt.models.backbone as backbone
 from mtopt.data.base import Schema
+from mtopt.models.base import MultiTaskModel
 from mtopt.registry import registry
 
 
@@ -92,3 +93,47 @@ def test_direct_route_skips_dz_and_reading_the_representation_restores_it() -> N
     # a new forward starts on the direct route again
     model.losses(_batch())
     assert model.__dict__["_route"].via_z is False
+
+
+LOSS_CONFIGS = [
+    ("mmoe", {"expert_dim": 16}),
+    ("mmoe", {"expert_dim": 16, "pack_representation": False}),
+    ("ple", {"expert_dim": 16, "n_shared": 3, "n_specific": 2}),
+    ("ple", {"expert_dim": 8, "n_shared": 2, "n_specific": 2, "n_layers": 3}),
+    ("shared-bottom", {"bottom_dims": [16, 8]}),
+]
+
+
+@pytest.mark.parametrize(
+    "name, cfg", LOSS_CONFIGS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(LOSS_CONFIGS)]
+)
+def test_losses_visit_one_head_and_give_the_bits_of_the_stacked_logits(
+    name: str, cfg: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``Backbone.losses`` computes task i's loss from head i's logits (task i's backward then
+    visits head i only), with the bits of the BCE on column i of the stacked ``[B, n]`` logits
+    (``MultiTaskModel.losses``, the code before) — losses and every gradient."""
+
+    def grads(new: bool) -> tuple[list[torch.Tensor], list[tuple[torch.Tensor | None, ...]]]:
+        torch.manual_seed(0)
+        model = registry.get("backbone", name)(SCHEMA, tower_dims=[8], **cfg)
+        params = list(model.parameters())
+        batch = _batch()
+        losses = model.losses(batch) if new else MultiTaskModel.losses(model, batch)
+        gs = [torch.autograd.grad(L, params, retain_graph=True, allow_unused=True) for L in losses]
+        return losses, gs
+
+    monkeypatch.setattr(backbone, "Route", lambda: None)  # the views of z, as before
+    old_losses, old = grads(new=False)
+    monkeypatch.undo()
+    new_losses, new = grads(new=True)
+    skipped = 0
+    for t, (lo, ln) in enumerate(zip(old_losses, new_losses)):
+        assert _same_bits(lo.detach(), ln.detach()), f"loss {t} differs"
+        for k, (x, y) in enumerate(zip(old[t], new[t])):
+            if y is None and x is not None:  # another head's parameter: no longer visited
+                assert not x.any(), f"task {t}, parameter {k}: skipped but not zero before"
+                skipped += 1
+            else:
+                assert _same_bits(x, y), f"task {t}, parameter {k} differs"
+    assert skipped > 0, "every head is still visited by every task's backward pass"
