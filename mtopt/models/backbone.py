@@ -11,10 +11,13 @@ its forward pass into
   parameters only (its gates / experts after the last shared point, and its tower),
 
 and declares the matching parameter lists (:meth:`trunk_parameters`, :meth:`head_parameters`).
-The forward pass packs the parts into one tensor ``z`` (``self.representation``) and runs the
-heads on views of it, so every task loss depends on the shared parameters only through ``z``
-(what MGDA-UB needs: Sener & Koltun, NeurIPS 2018, §3.3). Packing costs one concatenation
-forward and one backward (≈10–14 % of an MMoE / PLE step on CPU); with
+The forward pass packs the parts into one tensor ``z`` (``self.representation``), and every
+task loss depends on the shared parameters only through ``z`` (what MGDA-UB needs: Sener &
+Koltun, NeurIPS 2018, §3.3). Outside ESMM the heads read aliases of the parts and their
+gradient is routed through ``z`` only once ``representation`` has been read
+(:class:`~mtopt.models.layers.Route`): the same bits either way, but a backward pass that
+nobody asked ``∂z`` of assembles no full-width ``∂z``; packing then costs one concatenation in
+the forward pass. Under ESMM the heads read views of ``z`` (always through ``z``). With
 ``pack_representation: false`` the parts are not packed and ``self.representation`` is the
 *tuple* of part tensors instead (fresh views read only by the heads, so the tuple is the same
 cut in pieces:
@@ -28,6 +31,13 @@ trained with BCE on that product, computed in log space. Tower ``j`` then feeds 
 MMoE / PLE) are *shared* parameters and only the last task keeps task-specific parameters.
 ``forward`` still returns the raw per-tower logits ``l``; use :meth:`probabilities` (or
 :meth:`probabilities_from_logits`) for predictions.
+
+:meth:`Backbone.losses` (outside ESMM) computes task ``i``'s loss from head ``i``'s logits
+rather than from column ``i`` of the stacked ``[B, n]`` output, so task ``i``'s backward pass
+visits head ``i`` only (through the stack it visits every head, with zero gradients: O(n²) head
+work for n per-task passes). The loss reads, and the head receives its gradient as, a column of
+a ``[B, n]`` buffer — the strides of the stacked path — so losses and gradients keep their bits
+(tests/models/test_pack_route.py).
 """
 
 from __future__ import annotations
