@@ -212,27 +212,13 @@ class _Unpack(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
         ctx.route = inputs[1]
-        ctx.shapes = [p.shape for p in inputs[2:]]
-        ctx.set_materialize_grads(False)
 
     @staticmethod
-    def backward(ctx: Any, *grads: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
-        # a part no head of this loss read gets zeros, as from the slice of ∂z before (the
-        # sum with the part's other gradients keeps its bits); on the direct route a
-        # broadcast zero, which allocates and fills nothing
-        like = next((g for g in grads if g is not None), None)
-        if like is None:
-            return (None,) * (2 + len(grads))
+    def backward(ctx: Any, *grads: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         if ctx.route.via_z:
-            full = [like.new_zeros(s) if g is None else g for g, s in zip(grads, ctx.shapes)]
-            dz = torch.cat([g.reshape(g.shape[0], -1) for g in full], dim=1)
+            dz = torch.cat([g.reshape(g.shape[0], -1) for g in grads], dim=1)
             return (dz, None, *(None for _ in grads))
-        zero = like.new_zeros(())
-        return (
-            None,
-            None,
-            *(zero.expand(s) if g is None else g for g, s in zip(grads, ctx.shapes)),
-        )
+        return (None, None, *grads)
 
 
 def pack(
