@@ -1,8 +1,10 @@
 """Per-step cost of PUB against LS and the gradient "floor" (issue: PUB optimizer, "Measure").
 
 An MMoE (mtopt's ``mmoe`` backbone: 2 layers × 8 single-layer experts, 16 embedded categorical
-fields, ~1e6 shared parameters) on one synthetic batch of 4096 rows, n = 2 and n = 5 tasks,
-CPU. Variants, timed per step (forward included) with interleaved repetitions:
+fields, ~1e6 shared parameters; ``--backbone ple`` for mtopt's ``ple`` at its defaults, 8 shared
++ 8 task experts per layer, ~1.5e6 shared parameters) on one synthetic batch of 4096 rows,
+n = 2 and n = 5 tasks, CPU. Variants (``--variants`` picks some; ``ls`` always runs), timed per
+step (forward included) with interleaved repetitions:
 
 * ``ls``           — Σ losses, one backward, ``torch.optim.Adam`` step;
 * ``floor``        — forward + one backward per task on the shared parameters + one backward of
@@ -20,6 +22,7 @@ process CPU time; with ``--threads 1`` CPU time is the less noisy one on a share
 the ratios; writes everything to ``--out`` as JSON. Timings on a shared CPU are noisy.
 
     python bench/pub_step.py --out /tmp/pub_step.json [--reps 3] [--steps 10] [--threads 1]
+        [--backbone mmoe ple] [--variants floor floor_fused pub_k1 pub_k10]
 """
 
 from __future__ import annotations
@@ -43,10 +46,13 @@ FIELDS = 16
 VOCAB = 2350  # → 998,920 shared parameters with mtopt's default MMoE (embed 16, experts 128)
 
 
+BACKBONE = "mmoe"  # set by --backbone
+
+
 def make_model(n: int, seed: int) -> nn.Module:
     torch.manual_seed(seed)
     schema = Schema([VOCAB] * FIELDS, 0, [f"task{i}" for i in range(n)])
-    return registry.get("backbone", "mmoe")(schema)
+    return registry.get("backbone", BACKBONE)(schema)
 
 
 def make_batch(n: int, batch: int, seed: int) -> dict:
@@ -117,11 +123,14 @@ def variants(n: int, batch: dict, seed: int) -> dict[str, Callable[[], None]]:
 def run(n: int, args: argparse.Namespace) -> dict:
     batch = make_batch(n, args.batch, args.seed)
     fns = variants(n, batch, args.seed)
+    if args.variants:
+        keep = {"ls", *args.variants}
+        fns = {k: f for k, f in fns.items() if k.lstrip("_").split("_opt")[0] in keep}
     opts = {k: fns.pop(k) for k in list(fns) if k.startswith("_")}
     names = list(fns)
     wall: dict[str, list[float]] = {k: [] for k in names}
     cpu: dict[str, list[float]] = {k: [] for k in names}
-    own: dict[str, list[float]] = {"pub_k1": [], "pub_k10": []}
+    own: dict[str, list[float]] = {k: [] for k in ("pub_k1", "pub_k10") if k in fns}
     for name in names:  # warm-up (allocations, first solve, thread pools)
         for _ in range(args.warmup):
             fns[name]()
@@ -152,16 +161,19 @@ def run(n: int, args: argparse.Namespace) -> dict:
         )
 
     def ratios(med: dict[str, float]) -> dict[str, float]:
-        return {
-            "floor/ls": med["floor"] / med["ls"],
-            "floor_fused/floor": med["floor_fused"] / med["floor"],
-            "floor_batched/floor_fused": med["floor_batched"] / med["floor_fused"],
-            "pub_k1/floor": med["pub_k1"] / med["floor"],
-            "pub_k10/floor": med["pub_k10"] / med["floor"],
-            "pub_k1/floor_fused": med["pub_k1"] / med["floor_fused"],
-            "pub_k10/floor_fused": med["pub_k10"] / med["floor_fused"],
-            "pub_k1/ls": med["pub_k1"] / med["ls"],
-        }
+        pairs = [
+            ("floor", "ls"),
+            ("floor_fused", "ls"),
+            ("floor_fused", "floor"),
+            ("floor_batched", "floor_fused"),
+            ("pub_k1", "floor"),
+            ("pub_k10", "floor"),
+            ("pub_k1", "floor_fused"),
+            ("pub_k10", "floor_fused"),
+            ("pub_k1", "ls"),
+            ("pub_k10", "ls"),
+        ]
+        return {f"{a}/{b}": med[a] / med[b] for a, b in pairs if a in med and b in med}
 
     med_wall = {k: statistics.median(v) for k, v in wall.items()}
     med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
@@ -175,7 +187,7 @@ def run(n: int, args: argparse.Namespace) -> dict:
         "ratios_cpu": ratios(med_cpu),
         "pub_own_wall_ms_median": own_med,
         "pub_own_fraction_of_floor_fused": {
-            k: v / med_wall["floor_fused"] for k, v in own_med.items()
+            k: v / med_wall["floor_fused"] for k, v in own_med.items() if "floor_fused" in med_wall
         },
         "shared_params": sum(p.numel() for p in make_model(n, 0).shared_parameters()),
     }
@@ -184,7 +196,14 @@ def run(n: int, args: argparse.Namespace) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, required=True, help="JSON file to write")
+    ap.add_argument("--backbone", nargs="+", default=["mmoe"], choices=["mmoe", "ple"])
     ap.add_argument("--tasks", type=int, nargs="+", default=[2, 5])
+    ap.add_argument(
+        "--variants",
+        nargs="+",
+        choices=["floor", "floor_fused", "floor_batched", "pub_k1", "pub_k10"],
+        help="time only these (and ls); default: all",
+    )
     ap.add_argument("--batch", type=int, default=4096)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--steps", type=int, default=10, help="steps per variant per repetition")
@@ -202,18 +221,25 @@ def main() -> None:
         "processor": platform.processor(),
         "results": {},
     }
-    for n in args.tasks:
-        r = run(n, args)
-        result["results"][str(n)] = r
-        print(f"n={n} ({r['shared_params']:,} shared params), median ms/step (wall, cpu):")
-        for k in r["wall_ms_median"]:
-            print(f"  {k:14s} {r['wall_ms_median'][k]:9.1f} {r['cpu_ms_median'][k]:9.1f}")
-        for k in r["ratios_wall"]:
-            print(f"  {k:26s} wall {r['ratios_wall'][k]:6.3f}  cpu {r['ratios_cpu'][k]:6.3f}")
-        for k, v in r["pub_own_fraction_of_floor_fused"].items():
-            print(f"  {k} own work (after the backward passes) / floor_fused: {v:.3f}")
+    global BACKBONE
+    for backbone in args.backbone:
+        BACKBONE = backbone
+        for n in args.tasks:
+            r = run(n, args)
+            result["results"][f"{backbone}/{n}"] = r
+            report(backbone, n, r)
     atomic_write_json(args.out, result)
     print(f"wrote {args.out}")
+
+
+def report(backbone: str, n: int, r: dict) -> None:
+    print(f"{backbone} n={n} ({r['shared_params']:,} shared params), median ms/step (wall, cpu):")
+    for k in r["wall_ms_median"]:
+        print(f"  {k:14s} {r['wall_ms_median'][k]:9.1f} {r['cpu_ms_median'][k]:9.1f}")
+    for k in r["ratios_wall"]:
+        print(f"  {k:26s} wall {r['ratios_wall'][k]:6.3f}  cpu {r['ratios_cpu'][k]:6.3f}")
+    for k, v in r["pub_own_fraction_of_floor_fused"].items():
+        print(f"  {k} own work (after the backward passes) / floor_fused: {v:.3f}")
 
 
 if __name__ == "__main__":

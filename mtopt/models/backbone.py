@@ -11,10 +11,13 @@ its forward pass into
   parameters only (its gates / experts after the last shared point, and its tower),
 
 and declares the matching parameter lists (:meth:`trunk_parameters`, :meth:`head_parameters`).
-The forward pass packs the parts into one tensor ``z`` (``self.representation``) and runs the
-heads on views of it, so every task loss depends on the shared parameters only through ``z``
-(what MGDA-UB needs: Sener & Koltun, NeurIPS 2018, §3.3). Packing costs one concatenation
-forward and one backward (≈10–14 % of an MMoE / PLE step on CPU); with
+The forward pass packs the parts into one tensor ``z`` (``self.representation``), and every
+task loss depends on the shared parameters only through ``z`` (what MGDA-UB needs: Sener &
+Koltun, NeurIPS 2018, §3.3). Outside ESMM the heads read aliases of the parts and their
+gradient is routed through ``z`` only once ``representation`` has been read
+(:class:`~mtopt.models.layers.Route`): the same bits either way, but a backward pass that
+nobody asked ``∂z`` of assembles no full-width ``∂z``; packing then costs one concatenation in
+the forward pass. Under ESMM the heads read views of ``z`` (always through ``z``). With
 ``pack_representation: false`` the parts are not packed and ``self.representation`` is the
 *tuple* of part tensors instead (fresh views read only by the heads, so the tuple is the same
 cut in pieces:
@@ -28,6 +31,13 @@ trained with BCE on that product, computed in log space. Tower ``j`` then feeds 
 MMoE / PLE) are *shared* parameters and only the last task keeps task-specific parameters.
 ``forward`` still returns the raw per-tower logits ``l``; use :meth:`probabilities` (or
 :meth:`probabilities_from_logits`) for predictions.
+
+:meth:`Backbone.losses` (outside ESMM) computes task ``i``'s loss from head ``i``'s logits
+rather than from column ``i`` of the stacked ``[B, n]`` output, so task ``i``'s backward pass
+visits head ``i`` only (through the stack it visits every head, with zero gradients: O(n²) head
+work for n per-task passes). The loss reads, and the head receives its gradient as, a column of
+a ``[B, n]`` buffer — the strides of the stacked path — so losses and gradients keep their bits
+(tests/models/test_pack_route.py).
 """
 
 from __future__ import annotations
@@ -42,7 +52,7 @@ from torch import nn
 from mtopt.data.base import Schema
 from mtopt.errors import InputError
 from mtopt.models.base import MultiTaskModel
-from mtopt.models.layers import InputLayer, int_list, pack
+from mtopt.models.layers import InputLayer, Route, int_list, pack
 
 _LN2 = math.log(2.0)
 
@@ -62,6 +72,30 @@ def esmm_log_probs(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(log p, log(1 − p))`` of the chained probabilities ``p_k = Π_{j≤k} σ(l_j)``."""
     log_p = torch.cumsum(nn.functional.logsigmoid(logits), dim=1)
     return log_p, log1mexp(log_p)
+
+
+class _Column(torch.autograd.Function):
+    """Task ``i``'s logits ``[B]`` as column ``i`` of a ``[B, n]`` buffer, and the head's
+    gradient as column ``i`` of another: the strides the loss and the head see when the loss
+    reads a column of the stacked logits. Kernels take other paths for strided operands (e.g.
+    scalar rather than vectorised ``exp``), so keeping the strides keeps the bits — while task
+    ``i``'s backward pass visits head ``i`` only, not every head with zero gradients."""
+
+    @staticmethod
+    def forward(x: torch.Tensor, i: int, n: int) -> torch.Tensor:
+        col = x.new_zeros(*x.shape, n).select(-1, i)
+        return col.copy_(x)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+        ctx.i, ctx.n = inputs[1], inputs[2]
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        buf = g.new_zeros(*g.shape, ctx.n)
+        col = buf.select(-1, ctx.i)
+        col.copy_(g)
+        return col, None, None
 
 
 class Backbone(MultiTaskModel):
@@ -129,16 +163,21 @@ class Backbone(MultiTaskModel):
             return []
         return list(self.head_parameters(i))
 
-    def forward(self, batch: dict) -> torch.Tensor:
-        """Per-task logits ``[B, n_tasks]`` (raw tower logits also under ESMM)."""
+    def forward(self, batch: dict, *, per_task: bool = False) -> torch.Tensor | list[torch.Tensor]:
+        """Per-task logits ``[B, n_tasks]`` (raw tower logits also under ESMM); with
+        ``per_task`` the list of the n columns ``[B]`` before they are stacked."""
         parts = self.trunk(self.inputs(batch))
         n = self.n_tasks
         if self.esmm:
             early = torch.stack([self.head(i, parts) for i in range(n - 1)], dim=1)
             parts = [*parts, early]
         if self.pack_representation:
-            z, parts = pack(parts)
+            # not under ESMM: there the trunk parts also feed the earlier towers outside ``z``,
+            # and the direct route changes the order in which their gradients are summed
+            route = None if self.esmm else Route()
+            z, parts = pack(parts, route)
             self.representation = z
+            self.__dict__["_route"] = route  # reading ``representation`` sets route.via_z
         else:
             # fresh view nodes (no copy): the heads read only these, so ∂L/∂(view) counts the
             # heads' uses and not the trunk's own reuse of a part (e.g. layer-2 experts
@@ -149,14 +188,30 @@ class Backbone(MultiTaskModel):
             logits = [*parts[-1].unbind(1), self.head(n - 1, parts[:-1])]
         else:
             logits = [self.head(i, parts) for i in range(n)]
-        return torch.stack(logits, dim=1)
+        return logits if per_task else torch.stack(logits, dim=1)
 
     def __getstate__(self) -> dict[str, Any]:
         # ``representation`` holds the last forward's graph; drop it so that the model can be
         # deep-copied or pickled after a forward pass
         state = self.__dict__.copy()
-        state["representation"] = None
+        state["_representation"] = None
+        state["_route"] = None
         return state
+
+    @property  # type: ignore[override]
+    def representation(self) -> torch.Tensor | tuple[torch.Tensor, ...] | None:
+        """The last forward's shared representation (module docstring). Reading it routes
+        that forward's backward passes through ``z`` (:class:`~mtopt.models.layers.Route`);
+        until then they skip the full-width ``∂z`` (bit-identical gradients)."""
+        route = self.__dict__.get("_route")
+        if route is not None:
+            route.via_z = True
+        return self.__dict__.get("_representation")
+
+    @representation.setter
+    def representation(self, value: torch.Tensor | tuple[torch.Tensor, ...] | None) -> None:
+        self.__dict__["_representation"] = value
+        self.__dict__["_route"] = None
 
     def probabilities_from_logits(self, logits: torch.Tensor) -> torch.Tensor:
         """Predicted probabilities from :meth:`forward`'s output (chained under ESMM)."""
@@ -171,7 +226,18 @@ class Backbone(MultiTaskModel):
         """Per-task mean BCE; under ESMM task ``k ≥ 1`` is BCE on ``Π_{j≤k} σ(l_j)`` computed
         from ``log p`` and ``log(1 − p)`` (the latter clamped at −100 like ``torch``'s BCE)."""
         if not self.esmm:
-            return super().losses(batch, logits)
+            if logits is not None or type(self).forward is not Backbone.forward:
+                return super().losses(batch, logits)
+            # each loss from its own head's logits, not from a column of the stacked [B, n]:
+            # the same values and bits, but task i's backward pass then traverses head i only
+            # (through the stack it visits every head, with zero gradients)
+            cols = self(batch, per_task=True)
+            y = batch["labels"].to(cols[0].dtype)
+            n = len(cols)
+            return [
+                nn.functional.binary_cross_entropy_with_logits(_Column.apply(c, i, n), y[:, i])
+                for i, c in enumerate(cols)
+            ]
         out = self(batch) if logits is None else logits
         y = batch["labels"].to(out.dtype)
         log_p, log_q = esmm_log_probs(out)

@@ -186,15 +186,58 @@ def mix(weights: torch.Tensor, *groups: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def pack(parts: Sequence[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Concatenate ``parts`` (each ``[B, …]``) into one ``[B, D]`` tensor ``z`` and return views
-    of ``z`` with the original shapes. Computing downstream from the views puts ``z`` on every
-    path from the shared parameters to the task outputs, so that ``∂L_i/∂z`` is a complete
-    shared-representation gradient (MGDA-UB, Sener & Koltun, NeurIPS 2018, §3.3)."""
+class Route:
+    """Where :func:`pack`'s heads send their gradient: through ``z`` (``via_z``, set once
+    ``z`` has been handed out, e.g. read as ``model.representation``) or straight to the parts."""
+
+    __slots__ = ("via_z",)
+
+    def __init__(self) -> None:
+        self.via_z = False
+
+
+class _Unpack(torch.autograd.Function):
+    """The heads' inputs as aliases of the (contiguous) parts, with ``z`` as an input.
+
+    Backward: while nobody holds ``z`` (``route.via_z`` false) the heads' gradients go to the
+    parts directly; otherwise to ``z`` as one concatenation, from where ``cat``'s backward
+    slices them back to the parts. The parts receive the same values either way (a copy is
+    no arithmetic), so only the cost differs: the direct route assembles no full-width ``∂z``
+    in each backward pass (docs/pub.md, "Per-step cost")."""
+
+    @staticmethod
+    def forward(z: torch.Tensor, route: Route, *parts: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(p.view_as(p) for p in parts)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+        ctx.route = inputs[1]
+
+    @staticmethod
+    def backward(ctx: Any, *grads: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        if ctx.route.via_z:
+            dz = torch.cat([g.reshape(g.shape[0], -1) for g in grads], dim=1)
+            return (dz, None, *(None for _ in grads))
+        return (None, None, *grads)
+
+
+def pack(
+    parts: Sequence[torch.Tensor], route: Route | None = None
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Concatenate ``parts`` (each ``[B, …]``) into one ``[B, D]`` tensor ``z`` and return the
+    tensors the heads read, with the original shapes. Every path from the shared parameters to
+    the task outputs goes through ``z``, so that ``∂L_i/∂z`` is a complete shared-representation
+    gradient (MGDA-UB, Sener & Koltun, NeurIPS 2018, §3.3).
+
+    Without ``route`` the heads read views of ``z``. With a :class:`Route` they read aliases of
+    the parts (:class:`_Unpack`) whose gradient goes through ``z`` only once ``route.via_z`` is
+    set — bit for bit the same gradients, without a full-width ``∂z`` per backward pass."""
     if len(parts) == 1 and parts[0].dim() == 2:
         return parts[0], [parts[0]]
     flat = [p.reshape(p.shape[0], -1) for p in parts]
     z = torch.cat(flat, dim=1)
+    if route is not None:
+        return z, list(_Unpack.apply(z, route, *parts))
     # one split (not many slices): its backward assembles ∂z with a single concatenation
     pieces = torch.split(z, [f.shape[1] for f in flat], dim=1)
     return z, [piece.view(p.shape) for piece, p in zip(pieces, parts)]
