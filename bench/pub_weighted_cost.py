@@ -33,14 +33,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pub_step import FIELDS, VOCAB, make_batch  # the same model and batch as bench/pub_step.py
 
 from mtopt.data.base import Schema
 from mtopt.io import atomic_write_json
 from mtopt.optimizer_config import OptimizerConfig
 from mtopt.registry import registry
 
-FIELDS = 16
-VOCAB = 2350
 PERIOD = 10
 
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -49,15 +48,6 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "pub_w_k10": ("pub", {"solve_every": PERIOD, "between_solves": "weighted"}),
     "nashmtl_k10": ("nashmtl", {"update_weights_every": PERIOD}),
 }
-
-
-def make_batch(n: int, batch: int, seed: int) -> dict:
-    g = torch.Generator().manual_seed(seed)
-    return {
-        "cat": torch.randint(0, VOCAB, (batch, FIELDS), generator=g),
-        "dense": torch.zeros(batch, 0),
-        "labels": (torch.rand(batch, n, generator=g) < 0.3).float(),
-    }
 
 
 def make_step(backbone: str, n: int, variant: str, batch: dict, seed: int) -> Callable[[], Any]:
