@@ -178,10 +178,11 @@ def _budget_text(config: TuneConfig, cells: list[Cell]) -> str:
     budgets = sorted({c.budget for c in cells})
     per = str(budgets[0]) if len(budgets) == 1 else f"{budgets[0]}–{budgets[-1]}"
     how = "Optuna TPE" if config.sampler == "tpe" else f"a grid ({config.grid_points} per range)"
+    spread = "log-uniform" if config.sampler == "tpe" else "log-spaced"
     return (
         f"Tuning budget: {per} trials per (recipe, backbone, method), the same for every method, "
         f"chosen by {how} on the validation AUC average (seeds {config.tune_seeds}, no "
-        f"pruning); the learning rate log-uniform in {config.lr}. Each best setting retrained "
+        f"pruning); the learning rate {spread} in {config.lr}. Each best setting retrained "
         f"with seeds {config.test_seeds} and evaluated on the test split."
     )
 

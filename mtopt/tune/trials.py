@@ -14,8 +14,8 @@ and folder under the shared runs folder; a run that is already finished there (b
 earlier tuning, another process) is read, not trained again.
 
 **Interruption.** Each trial records the host and process id that runs it. A RUNNING trial of
-a process of this host that no longer exists was interrupted: it is closed as FAIL
-(``skipped: interrupted``) and its parameters are queued again, so the next process to ask
+a process of this host that no longer exists was interrupted: it is closed as FAIL and its
+parameters are queued again (the new trial records ``retry_of``), so the next process to ask
 trains them (an unfinished run restarts from scratch; a finished one is reused).
 """
 
