@@ -219,12 +219,14 @@ def run_tune(
     if jobs < 1:
         raise InputError(f"jobs: must be >= 1, got {jobs}")
     t0 = time.perf_counter()
+    require_optuna()
+    if storage is not None:
+        open_storage(storage)  # a bad URL fails before anything is written
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     runs_dir = Path(runs_dir) if runs_dir is not None else out_dir / "runs"
     storage = storage or f"sqlite:///{out_dir / 'study.db'}"
-    require_optuna()
-    open_storage(storage)  # a bad URL fails before any training
+    open_storage(storage)
     cells = run_studies(
         config, storage, runs_dir, jobs=jobs, threads=threads, progress=progress,
         train_fn=train_fn,
