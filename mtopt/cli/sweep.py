@@ -228,7 +228,13 @@ def reproduce_cmd(
             return
         _check_counts(jobs, 1)
         if name.strip().lower() == "tuned":
-            _reproduce_tuned(name, size, out, seeds, set_ or [], jobs, dry_run, quiet)
+            if force:
+                raise InputError(
+                    "--force: not for 'tuned' (its trials live in a study); use another --out "
+                    "to start afresh"
+                )
+            recipes = [str(r) for r in recipe or []]
+            _reproduce_tuned(name, size, out, seeds, set_ or [], recipes, jobs, dry_run, quiet)
             return
         names = list(EXPERIMENTS) if name.strip().lower() == "all" else [name]
         failed = 0
@@ -273,6 +279,7 @@ def _reproduce_tuned(
     out: Path,
     seeds: str | None,
     set_: list[str],
+    recipes: list[str],
     jobs: int,
     dry_run: bool,
     quiet: bool,
@@ -287,6 +294,9 @@ def _reproduce_tuned(
     if seed_list is not None:
         config.test_seeds = seed_list
     config.overrides = [*config.overrides, *set_]
+    if recipes:
+        config.recipes = recipes
+        config.name += "-" + "-".join(Path(r).stem for r in recipes)
     if dry_run:
         cells = cells_of(config)
         for c in cells:
@@ -297,6 +307,7 @@ def _reproduce_tuned(
     command = " ".join(
         ["mtopt reproduce", shlex.quote(name), f"--size {size}"]
         + ([f"--seeds {shlex.quote(seeds)}"] if seeds else [])
+        + [f"--recipe {shlex.quote(r)}" for r in recipes]
         + [f"--set {shlex.quote(s)}" for s in set_]
     )
     result = run_tune(
