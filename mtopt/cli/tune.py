@@ -88,7 +88,10 @@ def tune_cmd(
             _check_specs(backbones, "--backbones")
         if threads < 1:
             raise InputError(f"--threads: must be >= 1, got {threads}")
-        tseeds = _seeds(tune_seeds.replace(" ", "") + ("," if "," not in tune_seeds else ""))
+        try:  # a list, always (a single number is one seed, not a count)
+            tseeds = [int(x) for x in tune_seeds.replace(" ", "").split(",") if x]
+        except ValueError:
+            raise InputError(f"--tune-seeds {tune_seeds!r}: give seeds, e.g. 0 or 0,1") from None
         if backbones:
             bs = parse_specs(backbones)
         else:
@@ -105,7 +108,7 @@ def tune_cmd(
             methods=parse_specs(methods),
             lr=lr,
             n_trials=trials,
-            tune_seeds=tseeds or [0],
+            tune_seeds=tseeds,
             test_seeds=_seeds(seeds) or [0, 1],
             overrides=list(set_ or []),
             sampler=sampler,
