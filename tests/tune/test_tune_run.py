@@ -89,3 +89,16 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path):
         assert res.exit_code == 2 or isinstance(res.exception, InputError), res.output
         msg = str(res.exception) if res.exception else res.output
         assert needle in msg
+
+
+def test_the_tuned_preset_gives_every_cell_the_same_learning_rates():
+    from mtopt.tune import cells_of, tune_experiment
+
+    cfg = tune_experiment("tuned", "quick")
+    cells = cells_of(cfg)
+    # 3 regimes x (STL + 2 backbones x 4 methods)
+    assert len(cells) == len(cfg.recipes) * (1 + len(cfg.backbones) * len(cfg.methods))
+    rates = {frozenset(g[LR_KEY] for g in c.grid[: c.budget]) for c in cells}
+    assert len(rates) == 1 and len(next(iter(rates))) == cfg.n_trials
+    with pytest.raises(InputError, match="size"):
+        tune_experiment("tuned", "huge")
