@@ -34,6 +34,7 @@ LAYER_OF_TOP = {
     "distributed": "distributed",
     "train": "train",
     "sweep": "sweep",
+    "tune": "tune",
     "toy": "toy",
     "compare": "compare",
     "cli": "cli",
@@ -62,9 +63,11 @@ ALLOWED: dict[str, set[str]] = {
     "distributed": {"base", "optim", "solvers"},
     "train": _BELOW_TRAIN,
     "sweep": _COMPOSITION,  # methods by name (catalog capabilities such as pub_diagnostics)
+    # tuning drives the sweep's planner, executor and tables (Optuna is an optional extra)
+    "tune": _COMPOSITION | {"sweep"},
     "toy": _LIBRARY,  # the 2-D toy runs the pure aggregators and loss weightings directly
     "compare": {"base", "registry", "solvers"},
-    "cli": _LIBRARY | {"sweep", "toy", "compare"},
+    "cli": _LIBRARY | {"sweep", "tune", "toy", "compare"},
     "entry": set(LAYER_OF_TOP.values()),
 }
 

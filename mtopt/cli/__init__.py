@@ -14,7 +14,7 @@ worker process of ``--nproc`` the line goes to the parent instead (:mod:`mtopt.c
 from __future__ import annotations
 
 # importing a command module registers its command on `app` (defined in mtopt.cli.app)
-from mtopt.cli import compare, listing, solve, sweep, toy, train  # noqa: F401
+from mtopt.cli import compare, listing, solve, sweep, toy, train, tune  # noqa: F401
 from mtopt.cli.app import app, fail
 from mtopt.cli.contract import describe_os_error, guarded
 

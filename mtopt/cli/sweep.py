@@ -10,56 +10,18 @@
 from __future__ import annotations
 
 import shlex
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from pathlib import Path
 
 import typer
 
 from mtopt.cli.app import app
-from mtopt.cli.flags import as_flags
+from mtopt.cli.args import _check_specs, _flags, _seeds
 from mtopt.errors import InputError
 
 _KINDS = "auc, ranking, timing, diagnostics, solvers"
 #: parameter names of mtopt.sweep's errors -> the flags of `mtopt sweep` / `mtopt reproduce`
 SWEEP_FLAGS = {"jobs": "--jobs", "preset": "--preset", "baseline": "--baseline"}
 REPRODUCE_FLAGS = {"jobs": "--jobs", "size": "--size"}
-
-
-@contextmanager
-def _flags(flags: Mapping[str, str]) -> Iterator[None]:
-    """Re-raise the library's ``InputError("jobs: …")`` as the command's ``--jobs: …``."""
-    try:
-        yield
-    except InputError as exc:
-        raise as_flags(exc, flags) from exc.__cause__
-
-
-def _seeds(text: str | None) -> list[int] | None:
-    if text is None:
-        return None
-    parts = [p for p in text.replace(" ", "").split(",") if p]
-    try:
-        nums = [int(p) for p in parts]
-    except ValueError:
-        raise InputError(
-            f"--seeds {text!r}: give a count (3 → seeds 0,1,2) or a list (0,4,7)"
-        ) from None
-    if len(nums) == 1 and "," not in text:
-        if nums[0] < 1:
-            raise InputError(f"--seeds {text!r}: a count must be >= 1")
-        return list(range(nums[0]))
-    return nums
-
-
-def _check_specs(text: str, flag: str) -> None:
-    """Parse ``--methods`` / ``--backbones`` first, so a malformed spec names its flag."""
-    from mtopt.sweep.spec import parse_specs
-
-    try:
-        parse_specs(text)
-    except InputError as exc:
-        raise InputError(f"{flag}: {exc}") from None
 
 
 def _check_counts(jobs: int, threads: int) -> None:
@@ -232,7 +194,7 @@ def sweep_cmd(
 @app.command("reproduce")
 def reproduce_cmd(
     name: str = typer.Argument(
-        None, help="table3 | table4 | ablations | table5 | table1 | solvers | all"
+        None, help="table3 | table4 | ablations | table5 | table1 | solvers | all | tuned"
     ),
     size: str = typer.Option(
         "quick", "--size", help="quick (≤ 15 min each on 2 cores) | standard | full."
@@ -257,12 +219,23 @@ def reproduce_cmd(
 
     with _flags(REPRODUCE_FLAGS):
         if list_ or name is None:
-            for key, (desc, _builder) in EXPERIMENTS.items():
+            from mtopt.tune import TUNE_EXPERIMENTS
+
+            for key, (desc, _builder) in [*EXPERIMENTS.items(), *TUNE_EXPERIMENTS.items()]:
                 typer.echo(f"  {key:<10} {desc}")
             if name is None and not list_:
                 raise InputError("mtopt reproduce: name an experiment (see the list above) or all")
             return
         _check_counts(jobs, 1)
+        if name.strip().lower() == "tuned":
+            if force:
+                raise InputError(
+                    "--force: not for 'tuned' (its trials live in a study); use another --out "
+                    "to start afresh"
+                )
+            recipes = [str(r) for r in recipe or []]
+            _reproduce_tuned(name, size, out, seeds, set_ or [], recipes, jobs, dry_run, quiet)
+            return
         names = list(EXPERIMENTS) if name.strip().lower() == "all" else [name]
         failed = 0
         seed_list = _seeds(seeds)
@@ -298,6 +271,52 @@ def reproduce_cmd(
             failed += result.failed
         if failed:
             raise typer.Exit(1)
+
+
+def _reproduce_tuned(
+    name: str,
+    size: str,
+    out: Path,
+    seeds: str | None,
+    set_: list[str],
+    recipes: list[str],
+    jobs: int,
+    dry_run: bool,
+    quiet: bool,
+) -> None:
+    """``mtopt reproduce tuned``: the tuning experiment (:mod:`mtopt.tune.presets`); its runs
+    share ``OUT/runs`` with the other experiments, its study is ``OUT/NAME/study.db``."""
+    from mtopt.cli.tune import report_tune
+    from mtopt.tune import cells_of, require_optuna, run_tune, tune_experiment
+
+    config = tune_experiment(name, size)
+    seed_list = _seeds(seeds)
+    if seed_list is not None:
+        config.test_seeds = seed_list
+    config.overrides = [*config.overrides, *set_]
+    if recipes:
+        config.recipes = recipes
+        config.name += "-" + "-".join(Path(r).stem for r in recipes)
+    if dry_run:
+        cells = cells_of(config)
+        for c in cells:
+            typer.echo(f"{c.budget:>3} trials  {c.study_name}")
+        typer.echo(f"{len(cells)} studies, {sum(c.budget for c in cells)} trials ({config.name})")
+        return
+    require_optuna()
+    command = " ".join(
+        ["mtopt reproduce", shlex.quote(name), f"--size {size}"]
+        + ([f"--seeds {shlex.quote(seeds)}"] if seeds else [])
+        + [f"--recipe {shlex.quote(r)}" for r in recipes]
+        + [f"--set {shlex.quote(s)}" for s in set_]
+    )
+    result = run_tune(
+        config, out / config.name, runs_dir=out / "runs", jobs=jobs, progress=not quiet,
+        command=command,
+    )  # fmt: skip
+    report_tune(result)
+    if result.test is not None and result.test.failed:
+        raise typer.Exit(1)
 
 
 @app.command("paired")

@@ -85,12 +85,14 @@ Everything public is re-exported here: ``from mtopt.sweep import run_sweep``.
 
 from __future__ import annotations
 
+from mtopt.sweep._format import format_number, jsonable, markdown_table
 from mtopt.sweep.config import KINDS, OBSERVE, SIZES, SweepConfig
 from mtopt.sweep.execution import (
     RESULT_FILE,
     SweepResult,
     execute,
     load_result,
+    run_planned,
     run_sweep,
     watch_parent,
 )
@@ -182,7 +184,10 @@ __all__ = [
     "execute",
     "experiment",
     "failed_runs",
+    "format_number",
+    "jsonable",
     "load_result",
+    "markdown_table",
     "method_label",
     "paired_comparison",
     "paired_markdown",
@@ -194,6 +199,7 @@ __all__ = [
     "replace_seeds",
     "resolve_recipe",
     "row_name",
+    "run_planned",
     "run_sweep",
     "solver_table",
     "timing_table",

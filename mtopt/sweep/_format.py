@@ -37,3 +37,9 @@ def _jsonable(x: Any) -> Any:
     if isinstance(x, (list, tuple)):
         return [_jsonable(v) for v in x]
     return x
+
+
+#: public names for the packages built on the sweep's tables (``mtopt.tune``)
+format_number = _fmt
+markdown_table = _md_table
+jsonable = _jsonable

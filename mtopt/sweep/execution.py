@@ -156,14 +156,52 @@ def run_sweep(
     ``force`` re-runs finished runs too (after a code change). ``train_fn`` replaces the real
     trainer (tests); with it, runs execute in this process.
     """
-    from tqdm.auto import tqdm
-
     if jobs < 1:
         raise InputError(f"jobs: must be >= 1, got {jobs}")
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
     runs_dir = Path(runs_dir) if runs_dir is not None else out_dir / "runs"
     runs = plan(config, runs_dir, threads=threads, recipes_dir=recipes_dir)
+    return run_planned(
+        config,
+        runs,
+        out_dir,
+        jobs=jobs,
+        threads=threads,
+        retry_failed=retry_failed,
+        force=force,
+        progress=progress,
+        train_fn=train_fn,
+        command=command,
+        started=t0,
+    )
+
+
+def run_planned(
+    config: SweepConfig,
+    runs: list[PlannedRun],
+    out_dir: str | Path,
+    *,
+    jobs: int = 1,
+    threads: int = 1,
+    retry_failed: bool = True,
+    force: bool = False,
+    progress: bool = True,
+    train_fn: TrainFn | None = None,
+    command: str | None = None,
+    started: float | None = None,
+    extra_markdown: str = "",
+) -> SweepResult:
+    """Run the planned ``runs`` that are not finished, reduce them with ``config``'s reducer and
+    write the tables (the second half of :func:`run_sweep`; ``mtopt tune`` plans its test runs
+    per cell, with each cell's tuned settings, and hands them here). ``extra_markdown`` is
+    written into ``table.md`` after the table."""
+    from tqdm.auto import tqdm
+
+    if jobs < 1:
+        raise InputError(f"jobs: must be >= 1, got {jobs}")
+    t0 = time.perf_counter() if started is None else started
+    out_dir = Path(out_dir)
     records: dict[int, dict[str, Any]] = {}
     todo: list[int] = []
     seen_keys: dict[str, int] = {}
@@ -208,6 +246,7 @@ def run_sweep(
         executed=len(todo),
         skipped=skipped,
         command=command,
+        extra_markdown=extra_markdown,
     )
     return SweepResult(config, runs, ordered, table, len(todo), skipped, failed, wall, files)
 

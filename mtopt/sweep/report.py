@@ -57,6 +57,7 @@ def write_outputs(
     executed: int,
     skipped: int,
     command: str | None = None,
+    extra_markdown: str = "",
 ) -> dict[str, str]:
     """Write ``table.md``, ``table.csv`` and ``results.json`` (atomically); return the paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -69,6 +70,8 @@ def write_outputs(
     if command:
         md += [f"Regenerate: `{command}`", ""]
     md += [table.markdown, ""]
+    if extra_markdown:
+        md += [extra_markdown, ""]
     md += [
         f"{len(runs)} runs ({executed} executed now, {skipped} reused from earlier sweeps); "
         f"this invocation took {wall_seconds:.0f} s wall; the runs themselves "

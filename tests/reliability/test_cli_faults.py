@@ -213,6 +213,22 @@ def test_sweep_bad_input(work: Path, args: list[str], needle: str) -> None:
     assert snapshot(work) == before
 
 
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--methods", "cagrad[c=0.9..0.1]"], "cagrad[c]"),
+        (["--trials", "0"], "--trials"),
+        (["--lr", "0..1"], "lr"),
+        (["--storage", "nosuch://x"], "--storage"),
+    ],
+)
+def test_tune_bad_input(work: Path, args: list[str], needle: str) -> None:
+    pytest.importorskip("optuna")
+    before = snapshot(work)
+    one_error(mtopt("tune", str(QUICKSTART), "--out", "t", *args, cwd=work), 2, needle)
+    assert snapshot(work) == before
+
+
 def test_sweep_unknown_preset(work: Path) -> None:
     one_error(mtopt("sweep", "--preset", "quik", cwd=work), 2, "--preset")
 
@@ -276,7 +292,7 @@ def test_main_turns_every_exception_into_one_line(
 
 
 def test_help_shows_no_bool_after_flags(tmp_path: Path) -> None:
-    for cmd in ("train", "solve", "compare-solvers", "toy", "sweep", "reproduce", "paired"):
+    for cmd in ("train", "solve", "compare-solvers", "toy", "sweep", "reproduce", "paired", "tune"):
         res = mtopt(cmd, "--help", cwd=tmp_path, env={"COLUMNS": "120"})
         assert res.returncode == 0 and "<bool>" not in res.stdout, (cmd, res.stdout)
 

@@ -106,7 +106,8 @@ def test_table_shape_marks_and_bold(tmp_path: Path) -> None:
     assert len(fake.calls) == 2 * 7 * 3
     md = res.table.markdown.split("\n\n")[0].splitlines()
     header, rows = md[0], md[2:]
-    assert header.count("|") == 1 + 1 + 2 * 3  # Method + 2 recipes x (2 tasks + average)
+    # Method + 2 recipes x (2 tasks + average + Δm%) + mean rank
+    assert header.count("|") == 1 + 1 + 2 * 4 + 1
     names = [r.split("|")[1].strip() for r in rows]
     assert names == ["STL", "MMoE", "PLE", "MMoE+PUB", "PLE+PUB", "MMoE+MGDA", "PLE+MGDA"]
     cells = {(c["recipe"], c["row"], c["column"]): c for c in res.table.csv_rows}
