@@ -46,8 +46,9 @@ def simplex_qp(G: np.ndarray, lower: np.ndarray | None = None) -> float:
         else:
             x0 = lower + x0
             cons, bounds = [], [(lo, None) for lo in lower]
+        opts = {"ftol": 1e-15, "maxiter": 500}
         r = minimize(lambda v: v @ G @ v, x0, jac=lambda v: 2 * G @ v, bounds=bounds,
-                     constraints=cons, method="SLSQP", options={"ftol": 1e-15, "maxiter": 500})  # fmt: skip
+                     constraints=cons, method="SLSQP", options=opts)  # fmt: skip
         best = min(best, float(r.fun))
     return best
 
