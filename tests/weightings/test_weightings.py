@@ -208,3 +208,20 @@ def test_bad_input_names_the_parameter() -> None:
         get_weighting("mgda")(np.ones((2, 3)))
     with pytest.raises(InputError, match="G:"):
         get_weighting("mgda")(np.array([[1.0, np.nan], [np.nan, 1.0]]))
+
+
+def test_gradient_level_aggregators_from_an_independent_svd() -> None:
+    """Aligned-MTL's update from the SVD of J (J = USVᵀ → aligned rows σ_min·UVᵀ, Senushkin
+    et al. 2023) and UPGrad's from the d-space projections; through ``aggregate``."""
+    import torch
+
+    from mtopt.methods.aggregators import aggregate
+
+    J = rows(7)
+    U, S, Vt = np.linalg.svd(J, full_matrices=False)
+    ref = (S.min() * U @ Vt).mean(0)
+    got, w = aggregate("aligned_mtl", torch.tensor(J))
+    np.testing.assert_allclose(got.numpy(), ref, atol=1e-10 * S.max())
+    ref = np.mean([project_dual_cone(J, g) for g in J], axis=0)
+    got, w = aggregate("upgrad", torch.tensor(J), reg_eps=0.0)
+    np.testing.assert_allclose(got.numpy(), ref, atol=1e-6 * np.linalg.norm(J, axis=1).max())

@@ -56,8 +56,8 @@ class UPGrad(WeightingAggregator):
 
     name = "upgrad"
 
-    def __init__(self) -> None:
-        super().__init__(_UPGradW())
+    def __init__(self, reg_eps: float = 1e-4) -> None:
+        super().__init__(_UPGradW(reg_eps))
 
 
 class AlignedMTL(WeightingAggregator):

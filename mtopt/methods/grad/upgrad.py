@@ -27,10 +27,10 @@ class UPGrad(GradientMethod):
     has_weights = True
 
     def __init__(
-        self, model: MultiTaskModel, optimizer: OptimizerConfig, max_norm: float = 0.0,
-        seed: int = 0,
+        self, model: MultiTaskModel, optimizer: OptimizerConfig, reg_eps: float = 1e-4,
+        max_norm: float = 0.0, seed: int = 0,
     ) -> None:  # fmt: skip
-        super().__init__(model, optimizer, max_norm=max_norm, seed=seed)
+        super().__init__(model, optimizer, max_norm=max_norm, seed=seed, reg_eps=reg_eps)
 
 
 class AlignedMTL(GradientMethod):
