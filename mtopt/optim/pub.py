@@ -209,6 +209,10 @@ class PUB(MultiTaskUpdate):
             ``‖Dα‖`` differs by weighting (each one's module documents its scale).
         weighting_options: keyword arguments of a weighting given by name or class
             (e.g. ``{"c": 0.4}`` for CAGrad, ``{"fair_alpha": 2.0}`` for FairGrad).
+        groups: per-group balancing (:mod:`mtopt.optim.groups`): None (one α for all of D,
+            Algorithm 1), ``"layer"`` (one group per shared tensor) or lists of shared tensors
+            covering D; one Gram and one α per group, each with the same weighting and policy.
+            One group is Algorithm 1 bit for bit.
     """
 
     def __init__(
@@ -240,6 +244,7 @@ class PUB(MultiTaskUpdate):
         weighted_tol: float = DEFAULT_WEIGHTED_TOL,
         weighting: Any = "nash",
         weighting_options: dict[str, Any] | None = None,
+        groups: Any = None,
     ) -> None:
         policy = BalancePolicy(
             solve_every=solve_every, alpha_scale=alpha_scale, fallback=fallback, tol=tol
@@ -279,6 +284,7 @@ class PUB(MultiTaskUpdate):
             plain=plain,
             between_solves=between_solves,
             weighted_tol=weighted_tol,
+            groups=groups,
         )
 
     # the balance's settings under PUB's historical attribute names

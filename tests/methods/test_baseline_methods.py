@@ -94,7 +94,8 @@ METHODS: list[tuple[str, dict]] = [
     ("fairgrad", {}),
 ]
 WEIGHTED = {"rlw", "dwa", "uncertainty", "gradnorm", "banditmtl", "famo", "imtl_l", "mgda",
-            "mgda_ub", "imtl_g", "imtl", "nashmtl", "upgrad", "aligned_mtl", "fairgrad"}  # fmt: skip
+            "mgda_ub", "imtl_g", "imtl", "nashmtl", "upgrad", "aligned_mtl",
+            "fairgrad"}  # fmt: skip
 
 
 def build(name: str, hp: dict, n_tasks: int = 2, seed: int = 0):
