@@ -139,8 +139,9 @@ class MultiTaskUpdate(Checkpointing, torch.optim.Optimizer):
         #: per-group balancing (mtopt.optim.groups): each group's ranges of θ, or None
         self._slices = None if spec is None else group_slices(spec, self._layout)
         if self._slices is not None:
-            if self._tables or self._weighted:
-                raise InputError("groups: not with row_wise tables or between_solves='weighted'")
+            if self._tables or self._weighted or (self._per_task and self.diagnostics):
+                raise InputError("groups: not with row_wise tables, between_solves='weighted' "
+                                 "or AdaTask's per-task moments with diagnostics")  # fmt: skip
             self.balance = GroupedBalance(lambda: balance(self.n_tasks), self._slices)
         self._steps = 0
         self._nonfinite = 0
