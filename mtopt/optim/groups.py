@@ -11,9 +11,10 @@ it runs the very same operations (one slice ``[0, d)``), bit for bit.
 Groups are lists of shared tensors (the caller decides: :class:`mtopt.methods.pub.PUBMethod`
 builds ``embeddings-vs-trunk`` from the model's embedding modules), or ``"layer"``: one group
 per shared tensor. Refused (an :class:`~mtopt.errors.InputError` naming ``groups``) with
-row-wise tables, ``between_solves="weighted"`` and AdaTask with diagnostics; a step whose groups do not all give an α
-skips the shared step (counted by each group's fallback). ``last.group_solve_seconds`` holds
-each group's solve time; ``last.solve_seconds`` their sum (the per-step solve cost).
+row-wise tables, ``between_solves="weighted"`` and AdaTask with diagnostics; a step whose
+groups do not all give an α skips the shared step (counted by each group's fallback).
+``last.group_solve_seconds`` holds each group's solve time; ``last.solve_seconds`` their sum
+(the per-step solve cost).
 """
 
 from __future__ import annotations
