@@ -225,3 +225,16 @@ def test_gradient_level_aggregators_from_an_independent_svd() -> None:
     ref = np.mean([project_dual_cone(J, g) for g in J], axis=0)
     got, w = aggregate("upgrad", torch.tensor(J), reg_eps=0.0)
     np.testing.assert_allclose(got.numpy(), ref, atol=1e-6 * np.linalg.norm(J, axis=1).max())
+
+
+@pytest.mark.parametrize("name,cls", [("upgrad", "UPGrad"), ("aligned-mtl", "AlignedMTL")])
+def test_optional_agreement_with_torchjd(name: str, cls: str) -> None:
+    """Only where torchjd is installed (it is not in mtopt's environments; not run here):
+    its aggregators on the same rows give the same direction up to its regularisation."""
+    tj = pytest.importorskip("torchjd.aggregation")
+    import torch
+
+    J = rows(11)
+    ours = get_weighting(name)(J @ J.T).alpha @ J
+    theirs = getattr(tj, cls)()(torch.tensor(J)).numpy()
+    np.testing.assert_allclose(ours, theirs, rtol=1e-3, atol=1e-3 * np.abs(theirs).max())
