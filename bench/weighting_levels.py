@@ -9,6 +9,9 @@ Nash), the paired difference update − gradient (runs of one recipe and seed sh
 initialisation and batch order) and how many seeds the update level wins.
 
     python bench/weighting_levels.py RUNS [--seeds 0,1]
+
+Runs at another learning rate than the recipes' 2e-3 are kept apart (``ls@0.004`` is printed
+as a reference row when present).
 """
 
 from __future__ import annotations
@@ -47,6 +50,9 @@ def load(runs: Path) -> dict[tuple[str, str, int], float]:
         name = m["name"]
         if name == "pub":
             name = f"pub:{m.get('weighting') or 'nash'}"
+        lr = float(recipe["optimizer"]["lr"])
+        if lr != 0.002:  # the recipes' common rate; other rates are kept apart
+            name = f"{name}@{lr:g}"
         regime = d.name.split("__", 1)[0]
         out[(regime, name, int(recipe["train"]["seed"]))] = float(r["test"]["auc_avg"])
     return out
@@ -95,6 +101,12 @@ def main() -> None:
         xs = [auc[(r, "ls", s)] for s in seeds if (r, "ls", s) in auc]
         ls += [fmt(xs) if xs else "–", "", ""]
     print("| LS (plain MMoE, reference) | " + " | ".join(ls) + " | |")
+    ls2 = []
+    for r in regimes:
+        xs = [auc[(r, "ls@0.004", s)] for s in seeds if (r, "ls@0.004", s) in auc]
+        ls2 += [fmt(xs) if xs else "–", "", ""]
+    if any(x not in ("–", "") for x in ls2):
+        print("| LS at lr 4e-3 (twice the step, reference) | " + " | ".join(ls2) + " | |")
 
 
 if __name__ == "__main__":
