@@ -19,6 +19,8 @@ Kinds and what a target is:
   ``method.solver`` is the method's own option, e.g. MGDA's ``exact`` / ``frank_wolfe``).
 * ``umm``: a factory ``(**options) -> mtopt.optim.umm.UMM`` used by ``PUB(umm=name)``.
 * ``dataset``: ``build(**options) -> dataset``.
+* ``weighting``: a class ``(**options) -> mtopt.weightings.Weighting``, ``G -> alpha``, used by
+  the gradient-level methods and by ``PUB(weighting=name)`` at the update level.
 
 ``label`` is the display name used in tables (``""``: none; the name is shown).
 """
@@ -32,7 +34,7 @@ from typing import Any
 
 from mtopt.names import normalize
 
-KINDS = ("solver", "backbone", "method", "umm", "dataset")
+KINDS = ("solver", "backbone", "method", "umm", "dataset", "weighting")
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ _SV = "mtopt.solvers"
 _LW = "mtopt.methods.loss"
 _GR = "mtopt.methods.grad"
 _PUB = "mtopt.methods.pub"
+_WT = "mtopt.weightings"
 
 # fmt: off
 ROWS: tuple[Row, ...] = (
@@ -142,6 +145,15 @@ ROWS: tuple[Row, ...] = (
     _row("method", "nashmtl", f"{_GR}.nashmtl:NashMTL",
          "Nash-MTL: bargaining weights G a = 1/a (certified solver backends), max-norm 1.",
          "Navon et al., ICML 2022", "NashMTL", alpha_solver=True),
+    _row("method", "upgrad", f"{_GR}.upgrad:UPGrad",
+         "UPGrad: mean of the task gradients projected onto the dual cone of all of them.",
+         "Quinton & Rey, arXiv:2406.16232, 2024", "UPGrad"),
+    _row("method", "aligned-mtl", f"{_GR}.upgrad:AlignedMTL",
+         "Aligned-MTL: gradients aligned to condition number 1 (sqrt(lambda_min) V L^-1/2 V').",
+         "Senushkin et al., CVPR 2023", "Aligned-MTL"),
+    _row("method", "fairgrad", f"{_GR}.upgrad:FairGrad",
+         "FairGrad: alpha-fair allocation, (G w)_i = w_i^(-1/a), a=2.",
+         "Ban & Ji, ICML 2024", "FairGrad"),
     _row("method", "drgrad", "mtopt.methods.drgrad:DRGrad",
          "DRGrad: router moves valid aux-task gradient into the split primary tower; updater "
          "sets mu.", "Liu, Miao & Xia, AAAI 2025", "DRGrad"),
@@ -171,6 +183,26 @@ ROWS: tuple[Row, ...] = (
     _row("umm", "adatask", "mtopt.optim.umm:AdaTaskUMM",
          "AdaTask: per-task moments for the shared parameters, each fed its own task gradient.",
          "Yang et al., AAAI 2023"),
+    # -- weightings: G -> alpha, at the gradient level and PUB's update level -----------------
+    _row("weighting", "nash", f"{_WT}.nash:Nash",
+         "Nash bargaining G a = 1/a through a solver backend (PUB's default).",
+         "Navon et al., ICML 2022; Yuan et al., ICDM 2024"),
+    _row("weighting", "mgda", f"{_WT}.mgda:MGDA",
+         "Min-norm point of the rows' convex hull (Wolfe's exact algorithm).",
+         "Sener & Koltun, NeurIPS 2018"),
+    _row("weighting", "imtl-g", f"{_WT}.imtl_g:IMTLG",
+         "Equal projections on the unit rows, sum(a) = 1.", "Liu et al., ICLR 2021"),
+    _row("weighting", "cagrad", f"{_WT}.cagrad:CAGrad",
+         "Conflict-averse coefficients n d*/(1+c^2), c=0.4 (dual on G).",
+         "Liu et al., NeurIPS 2021"),
+    _row("weighting", "upgrad", f"{_WT}.upgrad:UPGrad",
+         "Sum of argmin_{v >= e_i/n} v'Gv: projections onto the dual cone.",
+         "Quinton & Rey, arXiv:2406.16232, 2024"),
+    _row("weighting", "aligned-mtl", f"{_WT}.aligned_mtl:AlignedMTL",
+         "B (1/n), B = sqrt(lambda_min) V L^-1/2 V': aligned system of condition number 1.",
+         "Senushkin et al., CVPR 2023"),
+    _row("weighting", "fairgrad", f"{_WT}.fairgrad:FairGrad",
+         "alpha-fair weights (G w)_i = w_i^(-1/a), a=2 (damped Newton).", "Ban & Ji, ICML 2024"),
     # -- datasets -------------------------------------------------------------------------------
     _row("dataset", "synthetic-ranking", "mtopt.data.synthetic:build",
          "Embedded seeded CTR/CTCVR data: knobs for task correlation, rarity, noise, loss "

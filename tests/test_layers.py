@@ -26,6 +26,7 @@ LAYER_OF_TOP = {
     "catalog": "base",
     "registry": "registry",
     "solvers": "solvers",
+    "weightings": "weightings",
     "optim": "optim",
     "data": "data",
     "models": "models",
@@ -42,8 +43,8 @@ LAYER_OF_TOP = {
     "": "base",  # mtopt/__init__.py: only __version__
 }
 
-_BELOW_TRAIN = {"base", "registry", "solvers", "optim", "data", "models", "methods", "config",
-                "distributed"}  # fmt: skip
+_BELOW_TRAIN = {"base", "registry", "solvers", "weightings", "optim", "data", "models", "methods",
+                "config", "distributed"}  # fmt: skip
 _LIBRARY = _BELOW_TRAIN | {"train"}
 #: the composition roots get components by name from the registry, not by importing them
 _COMPOSITION = {"base", "registry", "solvers", "config", "train"}
@@ -55,12 +56,14 @@ ALLOWED: dict[str, set[str]] = {
     "registry": {"base"},  # the catalog rows + plugin entry points; no component module
     # solvers are numpy-only; built-in names come from the catalog, plugins are handed down
     "solvers": {"base"},
-    "optim": {"base", "solvers"},
+    # G -> alpha, numpy/scipy; the Nash weighting calls the solvers
+    "weightings": {"base", "solvers"},
+    "optim": {"base", "solvers", "weightings"},
     "data": {"base"},
     "models": {"base", "mtopt.data.base"},
-    "methods": {"base", "optim", "models", "solvers", "mtopt.data.base"},
+    "methods": {"base", "optim", "models", "solvers", "weightings", "mtopt.data.base"},
     "config": {"base"},  # the schema knows no component
-    "distributed": {"base", "optim", "solvers"},
+    "distributed": {"base", "optim", "solvers", "weightings"},
     "train": _BELOW_TRAIN,
     "sweep": _COMPOSITION,  # methods by name (catalog capabilities such as pub_diagnostics)
     # tuning drives the sweep's planner, executor and tables (Optuna is an optional extra)

@@ -65,12 +65,34 @@ def _floats(d: dict[str, Any]) -> dict[str, float]:
     }
 
 
+#: named per-group balancings a recipe can ask for (``method.groups``)
+GROUPINGS = ("embeddings-vs-trunk", "layer")
+
+
+def _groups(model: MultiTaskModel, groups: Any) -> Any:
+    """``method.groups`` as :class:`mtopt.optim.PUB` takes it: None, ``"layer"`` (one group per
+    shared tensor) or ``"embeddings-vs-trunk"``: the shared weights of the model's
+    ``nn.Embedding``/``nn.EmbeddingBag`` modules in one group, every other shared tensor in
+    the other (one group if either is empty)."""
+    if groups is None or groups == "layer":
+        return groups
+    if groups != "embeddings-vs-trunk":
+        raise InputError(f"groups: one of {', '.join(GROUPINGS)}, got {groups!r}")
+    from torch import nn
+
+    emb = {id(m.weight) for m in model.modules() if isinstance(m, (nn.Embedding, nn.EmbeddingBag))}
+    shared = list(model.shared_parameters())
+    parts = [[p for p in shared if id(p) in emb], [p for p in shared if id(p) not in emb]]
+    return [g for g in parts if g]
+
+
 class PUBMethod(Method):
     """PUB (Yuan, Cai & Dong, ICDM 2024, Algorithm 1) as a method: ``weights`` = the α applied.
 
     Hyperparameters are those of :class:`mtopt.optim.PUB` (``umm``, ``solver``, ``solve_every``,
     ``alpha_scale``, ``fallback``, ``paper_exact``, ``umm_options``, ``solver_options``, ``tol``,
-    ``backward``, ``diagnostics``, ``between_solves``, ``weighted_tol``); StepInfo.extra carries
+    ``backward``, ``diagnostics``, ``between_solves``, ``weighted_tol``, ``weighting``,
+    ``weighting_options``, ``groups``: ``embeddings-vs-trunk`` or ``layer``); StepInfo.extra carries
     the residual, stats counters, with ``diagnostics: true`` ``cos_shared``, ``cos_task`` and
     ``diff`` (paper eq. (1)), and with ``between_solves: weighted`` ``weighted_step`` (1 when
     the step took the one-backward path).
@@ -84,6 +106,8 @@ class PUBMethod(Method):
         from mtopt.optim import PUB
 
         hp.setdefault("umm", self.default_umm)
+        if "groups" in hp:
+            hp["groups"] = _groups(model, hp["groups"])
         self.opt = PUB(
             model.shared_parameters(), model.all_task_parameters(), **_base_kwargs(optimizer), **hp
         )
@@ -98,6 +122,8 @@ class PUBMethod(Method):
         if last.residual is not None:
             extra["residual"] = float(last.residual)
         extra.update({f"n_{k}": float(v) for k, v in self.opt.stats.items()})
+        if last.group_solve_seconds is not None:  # per-group balancing: each group's cost
+            extra.update({f"solve_seconds_g{k}": v for k, v in enumerate(last.group_solve_seconds)})
         if self.opt.between_solves == "weighted":  # which path the step took (steps.csv)
             extra["weighted_step"] = float(last.path == "weighted")
         return StepInfo(

@@ -25,6 +25,13 @@ resolved once with :func:`mtopt.solvers.get_solver`) and whether it takes ``alph
 (:func:`accepts_alpha0`). :meth:`Balance.state_dict` is the layout PUB checkpoints under
 ``"extra"``; the counters are checkpointed by the owner (PUB: under ``"stats"``).
 
+**Other weightings** (issue #17: PUB's D with any Gramian weighting): given ``weighting`` (a
+:class:`mtopt.weightings.Weighting`, e.g. MGDA, IMTL-G, CAGrad, UPGrad, Aligned-MTL, FairGrad),
+a due solve calls ``weighting(G)`` on the same (scaled) G instead of the Nash equation; the
+schedule, fallback, fixed α, counters and checkpoint layout are unchanged, ``status`` and
+``residual`` are the weighting's own (its optimality certificate). Without ``weighting`` (the
+default) the Nash path above runs exactly as before, bit for bit.
+
 The same policy serves Nash-MTL (Navon et al., "Multi-Task Learning as a Bargaining Game",
 ICML 2022, eq. 2: the same equation on gradients): the training method
 :class:`mtopt.methods.grad.nashmtl.NashMTL` (``fallback="previous"``, warm start, its
@@ -183,6 +190,9 @@ class Balance:
             then only starts the first solve.
         solver_options: extra keyword arguments for the backend.
         fixed_alpha: an ablation: this α (already parsed, :func:`parse_fixed_alpha`) every step.
+        weighting: None (the Nash equation through ``solver``) or a
+            :class:`mtopt.weightings.Weighting` called on G instead (``solver``, ``warm_start``
+            and ``solver_options`` are then unused).
     """
 
     def __init__(
@@ -193,6 +203,7 @@ class Balance:
         warm_start: bool = True,
         solver_options: dict[str, Any] | None = None,
         fixed_alpha: np.ndarray | None = None,
+        weighting: Any = None,
     ) -> None:
         self.policy = BalancePolicy() if policy is None else policy
         from mtopt.solvers.backends import as_backend
@@ -203,6 +214,8 @@ class Balance:
         self.warm_start = bool(warm_start)
         self.solver_options = dict(solver_options or {})
         self.fixed = fixed_alpha
+        #: a Gramian weighting used instead of the Nash solve (None: the Nash equation)
+        self.weighting = weighting
         #: the α of the latest successful solve (None before the first one)
         self.alpha: np.ndarray | None = None
         self.since_solve = self.policy.solve_every  # so that the first call solves
@@ -255,6 +268,8 @@ class Balance:
         if pol.alpha_scale == "frobenius" and fro > 0:
             G = G / fro
         rec.gram = G.tolist()
+        if self.weighting is not None:
+            return self._weighting_step(G, rec)
         opts = dict(self.solver_options)
         if self.warm_start and self.alpha is not None:
             opts["alpha0"] = self.alpha.copy()
@@ -279,6 +294,30 @@ class Balance:
         rec.action = "skipped"
         return None, rec
 
+    def _weighting_step(
+        self, G: np.ndarray, rec: BalanceRecord
+    ) -> tuple[np.ndarray | None, BalanceRecord]:
+        """A due solve with :attr:`weighting` in place of the Nash equation (same fallback)."""
+        res = self.weighting(G)
+        self.counts["solves"] += 1
+        rec.status = res.status
+        rec.residual = res.residual
+        rec.solve_seconds = res.seconds
+        rec.iterations = res.iterations
+        if res.ok:
+            assert res.alpha is not None
+            self.alpha = np.asarray(res.alpha, dtype=np.float64)
+            self.last_residual = res.residual
+            rec.action = "applied"
+            return self.alpha, rec
+        self.counts["fallbacks"] += 1
+        if self.policy.fallback == "previous" and self.alpha is not None:
+            rec.action = "fallback-previous"
+            return self.alpha, rec
+        self.counts["skipped"] += 1
+        rec.action = "skipped"
+        return None, rec
+
     def state_dict(self) -> dict[str, Any]:
         """α, schedule position and settings (PUB's checkpoint layout, key ``"extra"``)."""
         return {
@@ -288,6 +327,7 @@ class Balance:
             "solver": self.solver_name,
             "alpha_scale": self.policy.alpha_scale,
             "solve_every": self.policy.solve_every,
+            **({} if self.weighting is None else {"weighting": self.weighting.name}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

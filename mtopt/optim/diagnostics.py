@@ -42,6 +42,10 @@ class LastStep:
     #: ``per-task`` (n backward passes, Algorithm 1) or ``weighted`` (one backward between
     #: solves, ``between_solves="weighted"``, :mod:`mtopt.optim.weighted`)
     path: str = "per-task"
+    #: per-group balancing (``groups``): each group's α (k×n) and solve seconds; ``alpha`` is
+    #: then their mean weighted by group size
+    group_alpha: list[list[float]] | None = None
+    group_solve_seconds: list[float] | None = None
     #: optional diagnostics (``cos_shared``, ``cos_task``, ``diff``), see ``diagnostics=True``
     diagnostics: dict[str, float | None] = field(default_factory=dict)
 

@@ -33,6 +33,7 @@ from mtopt.optim.checks import check_hyperparameters, split_params
 from mtopt.optim.diagnostics import LastStep, shared_cosine, step_diagnostics, task_cosine
 from mtopt.optim.flat import FlatLayout
 from mtopt.optim.grads import reduce_task_grads, task_grads_batched, task_grads_loop
+from mtopt.optim.groups import GroupedBalance, decay, group_grams, group_slices, mix
 from mtopt.optim.rows import RowReducer, RowTables
 from mtopt.optim.rules import BaseRule, make_rule
 from mtopt.optim.umm import UMM, UMMContext
@@ -72,8 +73,10 @@ class MultiTaskUpdate(Checkpointing, torch.optim.Optimizer):
         plain: Iterable[torch.Tensor] = (),
         between_solves: str = "per-task",
         weighted_tol: float = DEFAULT_WEIGHTED_TOL,
+        groups: Any = None,
     ) -> None:
         self._rule: BaseRule = make_rule(base, paper_exact)
+        spec = groups  # per-group balancing (`groups` names the param groups below)
         #: between solves, one backward of Σ(αᵢ/S)Lᵢ instead of n (mtopt.optim.weighted)
         self._weighted = check_between_solves(
             between_solves, weighted_tol, self._rule, umms, diagnostics
@@ -132,7 +135,14 @@ class MultiTaskUpdate(Checkpointing, torch.optim.Optimizer):
         self._t = 0  # applied shared updates (bias correction)
         self._calls = 0
         self.last = LastStep()
-        self.balance = balance(self.n_tasks)
+        self.balance: Any = balance(self.n_tasks)
+        #: per-group balancing (mtopt.optim.groups): each group's ranges of θ, or None
+        self._slices = None if spec is None else group_slices(spec, self._layout)
+        if self._slices is not None:
+            if self._tables or self._weighted or (self._per_task and self.diagnostics):
+                raise InputError("groups: not with row_wise tables, between_solves='weighted' "
+                                 "or AdaTask's per-task moments with diagnostics")  # fmt: skip
+            self.balance = GroupedBalance(lambda: balance(self.n_tasks), self._slices)
         self._steps = 0
         self._nonfinite = 0
 
@@ -276,6 +286,8 @@ class MultiTaskUpdate(Checkpointing, torch.optim.Optimizer):
 
     def _gram(self) -> np.ndarray:
         """``G = DᵀD`` of all shared parameters: the dense part plus the row-wise tables'."""
+        if self._slices is not None:
+            return group_grams(self._dirs, self._slices)  # type: ignore[return-value]
         return self._tables.add_gram(gram64(self._dirs), self.n_tasks)
 
     def _weighted_plan(self, grp: dict[str, Any]) -> tuple[np.ndarray, list[float]] | None:
@@ -337,14 +349,22 @@ class MultiTaskUpdate(Checkpointing, torch.optim.Optimizer):
         if alpha is not None:
             assert a_np is not None
             a = torch.as_tensor(a_np, dtype=lay.dtype, device=lay.device)
-            torch.mv(dirs.T, a, out=self._u)
+            if self._slices is None:
+                torch.mv(dirs.T, a, out=self._u)
+            else:  # one α per group (a_np: [k, n])
+                mix(dirs, a_np, self._u, self._slices)
             for u_, st in zip(self._umms, self._umm_state):
                 u_.on_update(self._u, ctx, st)
             checks.append(self._u.sum())
             if not self._per_task:
-                torch.mv(grads.T, a, out=self._ghat)  # Σαᵢ(gᵢ + wd·θ)
-                if wd != 0:
+                if self._slices is None:
+                    torch.mv(grads.T, a, out=self._ghat)  # Σαᵢ(gᵢ + wd·θ)
+                else:
+                    mix(grads, a_np, self._ghat, self._slices)
+                if wd != 0 and self._slices is None:
                     self._ghat.add_(theta, alpha=wd * (1.0 - float(np.sum(a_np))))
+                elif wd != 0:
+                    decay(self._ghat, theta, wd, a_np, self._slices)
                 checks.append(self._ghat.sum())
             self._tables.combine(a, a_np, wd, n, checks)
         elif self.last.status == "nonfinite":
@@ -358,7 +378,10 @@ class MultiTaskUpdate(Checkpointing, torch.optim.Optimizer):
             if self._tables:
                 self._tables.apply(float(np.sum(a_np)), t, lr, wd, grp)
             self._t = t
-            self.last.alpha = [float(x) for x in alpha]
+            if self._slices is None:
+                self.last.alpha = [float(x) for x in alpha]
+            else:  # the groups' α weighted by their sizes; each group's in group_alpha
+                self._last_groups(alpha)
         task_before = None
         if self._task_opt is not None:
             if self.diagnostics:
@@ -369,6 +392,13 @@ class MultiTaskUpdate(Checkpointing, torch.optim.Optimizer):
             self._task_opt.step()
         if self.diagnostics:
             self._diagnose(alpha, tg, task_before)
+
+    def _last_groups(self, alpha: np.ndarray) -> None:
+        assert self._slices is not None
+        size = np.array([sum(e - s for s, e in sl) for sl in self._slices], dtype=np.float64)
+        self.last.alpha = [float(x) for x in (size / size.sum()) @ alpha]
+        self.last.group_alpha = alpha.tolist()
+        self.last.group_solve_seconds = list(self.balance.group_solve_seconds)
 
     def _skip_nonfinite(self) -> None:
         self._nonfinite += 1

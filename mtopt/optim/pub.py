@@ -62,8 +62,10 @@ from mtopt.optim.multitask import MultiTaskUpdate
 from mtopt.optim.umm import UMM, AdaTaskUMM, make_umms
 from mtopt.optim.weighted import DEFAULT_WEIGHTED_TOL
 from mtopt.solvers.backends import Backend, as_backend
+from mtopt.weightings import Weighting, get_weighting
+from mtopt.weightings.nash import Nash
 
-__all__ = ["DEFAULT_ALPHA_SCALE", "PUB", "AdaTask", "resolve"]
+__all__ = ["DEFAULT_ALPHA_SCALE", "PUB", "AdaTask", "resolve", "resolve_weighting"]
 
 #: names that lived here before the split along Algorithm 1's pieces (kept for one release)
 __getattr__, _ = moved(
@@ -108,6 +110,41 @@ def resolve(
     backend = None if solver is None else as_backend(solver)
     warm = backend is not None and accepts_alpha0(backend)
     return backend, warm, make_umms(umm, umm_options, lookup=_builtin_umm)
+
+
+def resolve_weighting(weighting: Any, options: dict[str, Any] | None = None) -> Weighting | None:
+    """PUB's ``weighting`` resolved once: None for the Nash equation through the α solver (the
+    default, Algorithm 1 exactly: ``"nash"`` by name, or the :class:`~mtopt.weightings.nash.Nash`
+    class as the composition root hands it down, without options), else a
+    :class:`~mtopt.weightings.Weighting` — a built-in name (catalog), a Weighting class or
+    factory (the composition root's resolved entry, plugins included) with ``options``, or an
+    instance."""
+    opts = dict(options or {})
+    if (
+        weighting is None
+        or weighting is Nash
+        or (
+            isinstance(weighting, str)
+            and catalog.builtin("weighting", weighting) is not None
+            and catalog.builtin("weighting", weighting).name == "nash"  # type: ignore[union-attr]
+        )
+    ):
+        if opts:
+            raise InputError(
+                "weighting_options: the default weighting 'nash' takes the solver's options "
+                "(solver_options, tol), not weighting_options"
+            )
+        return None
+    if isinstance(weighting, (str, Weighting)):
+        return get_weighting(weighting, **opts)
+    if callable(weighting):
+        try:
+            made = weighting(**opts)
+        except TypeError as exc:
+            raise InputError(f"weighting_options: bad options ({exc})") from None
+        if isinstance(made, Weighting):
+            return made
+    raise InputError(f"weighting: expected a weighting name or a Weighting, got {weighting!r}")
 
 
 class PUB(MultiTaskUpdate):
@@ -164,6 +201,18 @@ class PUB(MultiTaskUpdate):
         weighted_tol: the weighted path is taken only while the newest gradient's weight in
             the second moment, ``(1−β₂)/(1−β₂ᵗ)``, is at most this (default 0.02: Adam is
             exact for its first 51 steps).
+        weighting: the Gramian weighting fed D's Gram (issue #17, docs/pub.md): ``"nash"``
+            (default: ``Gα = 1/α`` through ``solver``, Algorithm 1 bit for bit) or any
+            registered weighting (``mtopt list weightings``: ``mgda``, ``imtl-g``, ``cagrad``,
+            ``upgrad``, ``aligned-mtl``, ``fairgrad``), a Weighting class or an instance; it
+            sees the same G (``alpha_scale``) on the same schedule, with the same fallback.
+            ``‖Dα‖`` differs by weighting (each one's module documents its scale).
+        weighting_options: keyword arguments of a weighting given by name or class
+            (e.g. ``{"c": 0.4}`` for CAGrad, ``{"fair_alpha": 2.0}`` for FairGrad).
+        groups: per-group balancing (:mod:`mtopt.optim.groups`): None (one α for all of D,
+            Algorithm 1), ``"layer"`` (one group per shared tensor) or lists of shared tensors
+            covering D; one Gram and one α per group, each with the same weighting and policy.
+            One group is Algorithm 1 bit for bit.
     """
 
     def __init__(
@@ -193,12 +242,18 @@ class PUB(MultiTaskUpdate):
         fixed_alpha: float | Sequence[float] | None = None,
         between_solves: str = "per-task",
         weighted_tol: float = DEFAULT_WEIGHTED_TOL,
+        weighting: Any = "nash",
+        weighting_options: dict[str, Any] | None = None,
+        groups: Any = None,
     ) -> None:
         policy = BalancePolicy(
             solve_every=solve_every, alpha_scale=alpha_scale, fallback=fallback, tol=tol
         )
         backend, warm, umms = resolve(solver, umm, umm_options)
         assert backend is not None
+        wt = resolve_weighting(weighting, weighting_options)
+        if wt is not None and fixed_alpha is not None:
+            raise InputError("weighting: fixed_alpha replaces the weighting; give one of them")
 
         def balance(n: int) -> Balance:
             fixed = None if fixed_alpha is None else parse_fixed_alpha(fixed_alpha, n)
@@ -208,6 +263,7 @@ class PUB(MultiTaskUpdate):
                 warm_start=warm,
                 solver_options=solver_options,
                 fixed_alpha=fixed,
+                weighting=wt,
             )
 
         super().__init__(
@@ -228,12 +284,19 @@ class PUB(MultiTaskUpdate):
             plain=plain,
             between_solves=between_solves,
             weighted_tol=weighted_tol,
+            groups=groups,
         )
 
     # the balance's settings under PUB's historical attribute names
     @property
     def solver(self) -> str:
         return self.balance.solver_name
+
+    @property
+    def weighting(self) -> str:
+        """The weighting's name (``nash``: the Nash equation through :attr:`solver`)."""
+        w = self.balance.weighting
+        return "nash" if w is None else w.name
 
     @property
     def solver_options(self) -> dict[str, Any]:

@@ -24,6 +24,18 @@ METHODS: dict[str, str] = {
     "pub_exact": "PUB (exact α)",
     "pub_frobenius": "PUB (frobenius α)",
 }
+#: opt-in methods (``--methods``; not in the default set, whose outputs stay as they were):
+#: the weightings of issue #17 at the gradient level and, as ``pub_<weighting>``, on PUB's
+#: updates (frobenius α, :class:`mtopt.optim.PUB` ``weighting=...``)
+EXTRA_METHODS: dict[str, str] = {
+    "upgrad": "UPGrad",
+    "aligned_mtl": "Aligned-MTL",
+    "fairgrad": "FairGrad",
+    **{f"pub_{w}": f"PUB[{w}]" for w in
+       ("mgda", "imtl_g", "cagrad", "upgrad", "aligned_mtl", "fairgrad")},
+}  # fmt: skip
+#: display names of every toy method
+LABELS: dict[str, str] = METHODS | EXTRA_METHODS
 #: aggregator hyperparameters of the gradient-level methods (the authors' toy defaults)
 AGGREGATOR_HP: dict[str, dict[str, Any]] = {
     "mgda": {"normalization": "none"},
@@ -31,13 +43,16 @@ AGGREGATOR_HP: dict[str, dict[str, Any]] = {
     "cagrad": {"c": 0.4, "rescale": 1},
     "imtl_g": {},
     "nashmtl": {"max_norm": 1.0},
+    "upgrad": {},
+    "aligned_mtl": {},
+    "fairgrad": {},
 }
 #: FAMO's hyperparameters in the FAMO authors' toy run
 FAMO_HP: dict[str, float] = {"gamma": 0.0, "w_lr": 0.025, "max_norm": 1.0}
 #: FAMO's loss lower bounds in the FAMO authors' toy run, times (SCALE, 1)
 FAMO_MIN_LOSS = -21.0
 
-_ALIASES = {normalize(k): k for k in METHODS} | {
+_ALIASES = {normalize(k): k for k in LABELS} | {
     "imtl": "imtl_g",
     "nash": "nashmtl",
     "pubexact": "pub_exact",
@@ -55,12 +70,12 @@ def resolve_methods(names: Sequence[str] | None) -> list[str]:
         found = ["pub_exact", "pub_frobenius"] if key == "pub" else [_ALIASES.get(key, "")]
         if not found[0]:
             raise InputError(
-                f"methods: unknown method {raw!r} (known: {', '.join(METHODS)}, pub = both)"
+                f"methods: unknown method {raw!r} (known: {', '.join(LABELS)}, pub = both)"
             )
         out += [m for m in found if m not in out]
     if not out:
         raise InputError(
-            f"methods: give at least one method (known: {', '.join(METHODS)}, pub = both)"
+            f"methods: give at least one method (known: {', '.join(LABELS)}, pub = both)"
         )
     return out
 
@@ -140,10 +155,14 @@ def _stepper(
 
         return x, famo_step, lambda: {"final_weights": last.get("weights")}
 
-    if method in ("pub_exact", "pub_frobenius"):
+    if method.startswith("pub_"):
         from mtopt.optim import PUB
 
-        pub = PUB([x], [[], []], lr=lr, base="adam", alpha_scale=method.split("_", 1)[1])
+        kind = method.split("_", 1)[1]
+        if kind in ("exact", "frobenius"):
+            pub = PUB([x], [[], []], lr=lr, base="adam", alpha_scale=kind)
+        else:
+            pub = PUB([x], [[], []], lr=lr, base="adam", weighting=kind)
 
         def pub_step() -> None:
             grads()
@@ -155,7 +174,7 @@ def _stepper(
         return x, pub_step, pub_stats
 
     if method != "ls" and method not in AGGREGATOR_HP:
-        raise InputError(f"method: unknown toy method {method!r} (known: {', '.join(METHODS)})")
+        raise InputError(f"method: unknown toy method {method!r} (known: {', '.join(LABELS)})")
     opt = torch.optim.Adam([x], lr=lr)
     stats: Callable[[], dict[str, Any]] = dict
     if method == "ls":

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from mtopt.toy.methods import METHODS
+from mtopt.toy.methods import LABELS
 from mtopt.toy.problem import SCALE, balanced_point, pareto_front
 
 
@@ -31,7 +31,7 @@ def summary_table(rows: Sequence[dict[str, Any]]) -> str:
             hits += bool(r["reached_pareto"])
             mark = "✓" if r["reached_pareto"] else "✗"
             cells.append(f"{mark} {r['distance_to_pareto']:.2g}")
-        lines.append(f"| {METHODS.get(m, m)} | " + " | ".join(cells) + f" | {hits}/{len(idx)} |")
+        lines.append(f"| {LABELS.get(m, m)} | " + " | ".join(cells) + f" | {hits}/{len(idx)} |")
     return "\n".join(lines)
 
 
@@ -63,7 +63,7 @@ def plot_runs(rows: Sequence[dict[str, Any]], path: Any, scale: float = SCALE) -
                    zorder=7, label="L* (u = 0)")  # fmt: skip
         hits = sum(bool(r["reached_pareto"]) for r in rows if r["method"] == m)
         total = sum(1 for r in rows if r["method"] == m)
-        ax.set_title(f"{METHODS.get(m, m)}  ({hits}/{total} on front)", fontsize=11)
+        ax.set_title(f"{LABELS.get(m, m)}  ({hits}/{total} on front)", fontsize=11)
         ax.set_xlabel(r"$L_1$")
         ax.set_ylabel(r"$L_2$")
         ax.grid(alpha=0.3)

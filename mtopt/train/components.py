@@ -42,6 +42,8 @@ class Components:
     solver: Backend | None = None
     #: ``method.umm`` as factories (one, or a list as the recipe gave it)
     umm: Any = None
+    #: ``method.weighting`` as a Weighting class (PUB-family methods: ``alpha_solver``)
+    weighting: Any = None
 
     def method_kwargs(self, recipe: Recipe) -> dict[str, Any]:
         """``recipe.method.kwargs()`` with the resolved solver and UMM factories."""
@@ -50,6 +52,8 @@ class Components:
             kw["solver"] = self.solver
         if self.umm is not None:
             kw["umm"] = self.umm
+        if self.weighting is not None:
+            kw["weighting"] = self.weighting
         return kw
 
 
@@ -106,6 +110,9 @@ def resolve_components(recipe: Recipe, source: str = "recipe") -> Components:
     if recipe.method.solver is not None and me.meta.get("alpha_solver", False):
         e = _lookup("solver", recipe.method.solver, source, "method.solver")
         out.solver = Backend.from_entry(e)
+    wname = recipe.method.kwargs().get("weighting")
+    if isinstance(wname, str) and me.meta.get("alpha_solver", False):
+        out.weighting = _lookup("weighting", wname, source, "method.weighting").load()
     umm = recipe.method.umm
     if umm is not None:
         names = [umm] if isinstance(umm, str) else list(umm)

@@ -42,9 +42,12 @@ def jac(seed: int, n: int, d: int, conflict: float = 0.0) -> torch.Tensor:
 
 # --- API -------------------------------------------------------------------------------------
 def test_names_and_errors() -> None:
-    assert names() == ["cagrad", "graddrop", "imtl_g", "mgda", "nashmtl", "pcgrad", "rlw"]
+    assert names() == [
+        "aligned_mtl", "cagrad", "fairgrad", "graddrop", "imtl_g", "mgda", "nashmtl", "pcgrad",
+        "rlw", "upgrad",
+    ]  # fmt: skip
     J = jac(0, 2, 5)
-    with pytest.raises(UnknownNameError, match="known: cagrad"):
+    with pytest.raises(UnknownNameError, match="known: aligned_mtl, cagrad"):
         aggregate("nope", J)
     with pytest.raises(InputError, match="representation"):
         aggregate("MGDA-UB", J)

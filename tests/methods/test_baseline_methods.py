@@ -89,9 +89,13 @@ METHODS: list[tuple[str, dict]] = [
     ("imtl_g", {}),
     ("imtl", {}),
     ("nashmtl", {}),
+    ("upgrad", {}),
+    ("aligned_mtl", {}),
+    ("fairgrad", {}),
 ]
 WEIGHTED = {"rlw", "dwa", "uncertainty", "gradnorm", "banditmtl", "famo", "imtl_l", "mgda",
-            "mgda_ub", "imtl_g", "imtl", "nashmtl"}  # fmt: skip
+            "mgda_ub", "imtl_g", "imtl", "nashmtl", "upgrad", "aligned_mtl",
+            "fairgrad"}  # fmt: skip
 
 
 def build(name: str, hp: dict, n_tasks: int = 2, seed: int = 0):
@@ -172,7 +176,8 @@ def per_task_grads(model: TinyMTL, batch: dict) -> tuple[torch.Tensor, list[torc
 @pytest.mark.parametrize(
     "name,hp",
     [("mgda", {}), ("pcgrad", {"seed": 5}), ("cagrad", {}), ("graddrop", {"seed": 2}),
-     ("imtl_g", {}), ("nashmtl", {"max_norm": 0.0})],
+     ("imtl_g", {}), ("nashmtl", {"max_norm": 0.0}), ("upgrad", {}), ("aligned_mtl", {}),
+     ("fairgrad", {})],
 )  # fmt: skip
 def test_gradient_methods_write_the_aggregated_gradient(name: str, hp: dict) -> None:
     model, method = build(name, hp, n_tasks=3)

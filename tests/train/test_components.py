@@ -13,7 +13,7 @@ import mtopt_train_fakes as fakes  # noqa: E402
 
 from mtopt import catalog  # noqa: E402
 from mtopt.config import recipe_from_dict  # noqa: E402
-from mtopt.errors import UnknownNameError  # noqa: E402
+from mtopt.errors import InputError, UnknownNameError  # noqa: E402
 from mtopt.optim.umm import ClippyUMM  # noqa: E402
 from mtopt.registry import registry  # noqa: E402
 from mtopt.solvers import backends, solve  # noqa: E402
@@ -82,3 +82,26 @@ def test_library_names_are_builtins_plugins_are_objects() -> None:
             PUB([p], [[], []], umm="nope")
     finally:
         registry.unregister("solver", "only-in-registry")
+
+
+def test_recipe_weighting_resolved_once_and_reaches_pub(monkeypatch) -> None:
+    """``method.weighting`` is a registry lookup at the composition root; PUB gets the class."""
+    from mtopt.weightings.upgrad import UPGrad
+
+    rec = _pub(weighting="upgrad", groups="embeddings-vs-trunk")
+    found = resolve_components(rec)
+    assert found.weighting is UPGrad
+    monkeypatch.setattr(catalog, "builtin", lambda *a, **k: pytest.fail("looked up again"))
+    _, _, method = build_components(rec)
+    assert isinstance(method.opt.balance.groups[0].weighting, UPGrad)
+    assert method.opt.weighting == "upgrad"
+
+
+def test_recipe_default_nash_weighting_keeps_the_solver_path() -> None:
+    _, _, method = build_components(_pub(weighting="nash"))
+    assert method.opt.balance.weighting is None and method.opt.weighting == "nash"
+
+
+def test_unknown_recipe_weighting_names_the_field() -> None:
+    with pytest.raises(InputError, match="method.weighting: unknown weighting"):
+        resolve_components(_pub(weighting="nope"))

@@ -17,6 +17,9 @@ imtl_g     :class:`~mtopt.methods.aggregators.imtl.IMTLG`          Σ αᵢgᵢ,
 nashmtl    :class:`~mtopt.methods.aggregators.nashmtl.NashMTL`     Σ αᵢgᵢ, Gα=1/α on G/‖G‖_F,
                                                                    clipped to max_norm=1
 rlw        :class:`~mtopt.methods.aggregators.rlw.RLW`             Σ wᵢgᵢ, w on the simplex
+upgrad     :class:`~mtopt.methods.aggregators.weighting.UPGrad`    Σ αᵢgᵢ, α ≥ 1/n
+aligned..  :class:`~mtopt.methods.aggregators.weighting.AlignedMTL`  Σ αᵢgᵢ, α = B·(1/n)
+fairgrad   :class:`~mtopt.methods.aggregators.weighting.FairGrad`  Σ wᵢgᵢ, (Gw)ᵢ = wᵢ^{−1/a}
 =========  ======================================================  ===========================
 
 MGDA-UB is not here: it is MGDA applied to gradients on the model's shared representation
@@ -43,6 +46,9 @@ _AGGREGATORS: dict[str, tuple[str, str]] = {
     "imtlg": ("imtl_g", "mtopt.methods.aggregators.imtl:IMTLG"),
     "nashmtl": ("nashmtl", "mtopt.methods.aggregators.nashmtl:NashMTL"),
     "rlw": ("rlw", "mtopt.methods.aggregators.rlw:RLW"),
+    "upgrad": ("upgrad", "mtopt.methods.aggregators.weighting:UPGrad"),
+    "alignedmtl": ("aligned_mtl", "mtopt.methods.aggregators.weighting:AlignedMTL"),
+    "fairgrad": ("fairgrad", "mtopt.methods.aggregators.weighting:FairGrad"),
 }
 
 

@@ -21,44 +21,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 
 from mtopt.methods.aggregators.base import Aggregator, as_weights
 from mtopt.methods.linalg import combine, gram64
+from mtopt.weightings.imtl_g import ZERO_RTOL, imtl_g_weights
 
-#: a task whose squared gradient norm is below this fraction of the largest counts as zero
-ZERO_RTOL = 1e-24
-
-
-def imtl_g_weights(G: np.ndarray) -> np.ndarray:
-    """IMTL-G's α for the Gram matrix ``G`` (see the module docstring)."""
-    n = G.shape[0]
-    d = np.diag(G)
-    big = float(d.max()) if n else 0.0
-    alpha = np.zeros(n)
-    if big <= 0:
-        return np.full(n, 1.0 / n)
-    live = np.flatnonzero(d > ZERO_RTOL * big)
-    if live.size == 1:
-        alpha[live[0]] = 1.0
-        return alpha
-    Gl = G[np.ix_(live, live)]
-    s = 1.0 / np.sqrt(np.diag(Gl))
-    m = live.size
-    A = np.empty((m, m))
-    A[:-1] = s[1:, None] * Gl[1:] - s[0] * Gl[0][None, :]
-    A[-1] = 1.0
-    rhs = np.zeros(m)
-    rhs[-1] = 1.0
-    try:
-        a = np.linalg.solve(A, rhs)
-        if not np.all(np.isfinite(a)):
-            raise np.linalg.LinAlgError
-    except np.linalg.LinAlgError:
-        a = np.linalg.lstsq(A, rhs, rcond=None)[0]
-    alpha[live] = a
-    return alpha
+__all__ = ["IMTLG", "ZERO_RTOL", "imtl_g_weights"]
 
 
 class IMTLG(Aggregator):

@@ -34,76 +34,12 @@ from mtopt.errors import InputError
 from mtopt.methods.aggregators.base import Aggregator, as_weights
 from mtopt.methods.checks import check_losses
 from mtopt.methods.linalg import combine, gram64
+from mtopt.weightings.mgda import min_norm_exact
 
 NORMALIZATIONS = ("none", "l2", "loss", "loss+")
 SOLVERS = ("exact", "frank_wolfe")
 
-
-def _affine_min_norm(GS: np.ndarray) -> np.ndarray:
-    """Minimiser of ``μᵀ G_S μ`` on the affine hull ``Σ μ = 1`` (KKT system, least squares)."""
-    k = GS.shape[0]
-    K = np.zeros((k + 1, k + 1))
-    K[:k, :k] = GS
-    K[:k, k] = 1.0
-    K[k, :k] = 1.0
-    rhs = np.zeros(k + 1)
-    rhs[k] = 1.0
-    sol = np.linalg.lstsq(K, rhs, rcond=None)[0]
-    mu = sol[:k]
-    s = mu.sum()
-    return mu / s if s != 0 else np.full(k, 1.0 / k)
-
-
-def min_norm_exact(G: np.ndarray, tol: float = 1e-12, max_iter: int | None = None) -> np.ndarray:
-    """Wolfe's minimum-norm-point algorithm on the Gram matrix ``G``; returns ``w ∈ Δ``.
-
-    Terminates when the Frank-Wolfe (duality) gap ``xᵀx − minᵢ gᵢᵀx ≤ tol · xᵀx`` (x the
-    current point): the gap bounds ``‖x − x*‖² ≤ xᵀx − x*ᵀx*``, so the returned point is within a
-    relative ``√tol`` of the min-norm point ``x*``, whatever the spread of the ``‖gᵢ‖``. (A gap
-    relative to ``maxᵢ ‖gᵢ‖²`` stops far from ``x*`` when the gradient norms span many orders of
-    magnitude.) Also stops when the best vertex is already in the active set (no progress
-    possible in float64) or after ``max_iter`` major iterations.
-    """
-    n = G.shape[0]
-    if n == 1:
-        return np.ones(1)
-    scale = float(np.max(np.diag(G)))
-    if scale <= 0:
-        return np.full(n, 1.0 / n)
-    max_iter = max_iter or 50 * n + 100
-    j = int(np.argmin(np.diag(G)))
-    S = [j]
-    lam = np.zeros(n)
-    lam[j] = 1.0
-    for _ in range(max_iter):
-        Gx = G @ lam
-        xx = float(lam @ Gx)
-        i = int(np.argmin(Gx))
-        if xx - Gx[i] <= tol * xx or i in S:
-            break
-        S.append(i)
-        for _minor in range(n + 2):
-            idx = np.array(S)
-            mu = _affine_min_norm(G[np.ix_(idx, idx)])
-            if np.all(mu > 1e-15):
-                lam = np.zeros(n)
-                lam[idx] = mu
-                break
-            cur = lam[idx]
-            neg = mu <= 1e-15
-            theta = float(np.min(cur[neg] / (cur[neg] - mu[neg])))
-            new = cur + theta * (mu - cur)
-            new[new < 1e-15] = 0.0
-            lam = np.zeros(n)
-            lam[idx] = new
-            S = [int(s) for s in idx[new > 0]]
-            if not S:  # numerical safety: restart at the best vertex
-                S = [int(np.argmin(np.diag(G)))]
-                lam[:] = 0.0
-                lam[S[0]] = 1.0
-                break
-    lam = np.clip(lam, 0.0, None)
-    return lam / lam.sum()
+__all__ = ["MGDA", "min_norm_exact", "min_norm_frank_wolfe"]
 
 
 def min_norm_frank_wolfe(

@@ -19,7 +19,8 @@ with ``d = Σ wᵢ ∇Lᵢ``. Stochastic methods (PCGrad, GradDrop) draw from th
 ``torch.Generator`` seeded by the ``seed`` hyperparameter and saved in ``state_dict``.
 
 One method (or family) per module: :mod:`~.mgda` (MGDA, MGDA-UB), :mod:`~.pcgrad`,
-:mod:`~.cagrad`, :mod:`~.graddrop`, :mod:`~.imtl` (IMTL-G, hybrid IMTL), :mod:`~.nashmtl`.
+:mod:`~.cagrad`, :mod:`~.graddrop`, :mod:`~.imtl` (IMTL-G, hybrid IMTL), :mod:`~.nashmtl`,
+:mod:`~.upgrad` (UPGrad, Aligned-MTL, FairGrad: a :mod:`mtopt.weightings` weighting each).
 """
 
 from __future__ import annotations
@@ -31,9 +32,12 @@ from mtopt.methods.grad.imtl import IMTL, IMTLG
 from mtopt.methods.grad.mgda import MGDA, MGDAUB
 from mtopt.methods.grad.nashmtl import NashMTL
 from mtopt.methods.grad.pcgrad import PCGrad
+from mtopt.methods.grad.upgrad import AlignedMTL, FairGrad, UPGrad
 
 __all__ = [
+    "AlignedMTL",
     "CAGrad",
+    "FairGrad",
     "GradDrop",
     "GradientMethod",
     "IMTL",
@@ -42,4 +46,5 @@ __all__ = [
     "MGDAUB",
     "NashMTL",
     "PCGrad",
+    "UPGrad",
 ]
