@@ -98,3 +98,17 @@ def step_diagnostics(cos_shared: float | None, cos_task: float | None) -> dict[s
         "cos_task": cos_task,
         "diff": diff_metric(cos_task, cos_shared),
     }
+
+
+def diagnose(
+    ghat: torch.Tensor | None,
+    u: torch.Tensor,
+    task_params: list[torch.Tensor],
+    task_grads: list[torch.Tensor | None],
+    task_before: list[torch.Tensor] | None,
+) -> dict[str, float | None]:
+    """One step's diagnostics: cos(ĝ, u) on the shared parameters (None without a shared step),
+    cos(gradient, update) on the task parameters (None without them) and Diff, eq. (1)."""
+    cs = None if ghat is None else shared_cosine(ghat, u)
+    ct = None if task_before is None else task_cosine(task_params, task_grads, task_before)
+    return step_diagnostics(cs, ct)

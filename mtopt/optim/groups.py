@@ -98,10 +98,43 @@ def mix(rows: torch.Tensor, alpha: np.ndarray, out: torch.Tensor, slices: list[S
             torch.mv(rows[:, s:e].T, a, out=out[s:e])
 
 
-def decay(
-    ghat: torch.Tensor, theta: torch.Tensor, wd: float, alpha: np.ndarray, slices: list[Slices]
+def combine(
+    rows: torch.Tensor,
+    a: torch.Tensor,
+    alpha: np.ndarray,
+    out: torch.Tensor,
+    slices: list[Slices] | None,
 ) -> None:
-    """The moments' weight decay counted once per group: ``ĝ_g += (1 − Σᵢα_{g,i})·wd·θ_g``."""
+    """``out = rowsᵀα``: one α for all of θ (``a``, one ``torch.mv``), or one per group."""
+    if slices is None:
+        torch.mv(rows.T, a, out=out)
+    else:
+        mix(rows, alpha, out, slices)
+
+
+def record_alpha(last: Any, alpha: np.ndarray, slices: list[Slices] | None, balance: Any) -> None:
+    """``last.alpha``: the α applied or, per group, the groups' α weighted by their sizes (each
+    group's in ``last.group_alpha``, its solve time in ``last.group_solve_seconds``)."""
+    if slices is None:
+        last.alpha = [float(x) for x in alpha]
+        return
+    size = np.array([sum(e - s for s, e in sl) for sl in slices], dtype=np.float64)
+    last.alpha = [float(x) for x in (size / size.sum()) @ alpha]
+    last.group_alpha = alpha.tolist()
+    last.group_solve_seconds = list(balance.group_solve_seconds)
+
+
+def decay(
+    ghat: torch.Tensor,
+    theta: torch.Tensor,
+    wd: float,
+    alpha: np.ndarray,
+    slices: list[Slices] | None,
+) -> None:
+    """The moments' weight decay counted once (per group): ``ĝ += (1 − Σᵢαᵢ)·wd·θ``."""
+    if slices is None:
+        ghat.add_(theta, alpha=wd * (1.0 - float(np.sum(alpha))))
+        return
     for a_g, sl in zip(alpha, slices):
         for s, e in sl:
             ghat[s:e].add_(theta[s:e], alpha=wd * (1.0 - float(np.sum(a_g))))

@@ -30,10 +30,17 @@ from mtopt.errors import InputError
 from mtopt.optim.balance import Balance, gram64
 from mtopt.optim.checkpoint import Checkpointing
 from mtopt.optim.checks import check_hyperparameters, split_params
-from mtopt.optim.diagnostics import LastStep, shared_cosine, step_diagnostics, task_cosine
+from mtopt.optim.diagnostics import LastStep, diagnose
 from mtopt.optim.flat import FlatLayout
 from mtopt.optim.grads import reduce_task_grads, task_grads_batched, task_grads_loop
-from mtopt.optim.groups import GroupedBalance, decay, group_grams, group_slices, mix
+from mtopt.optim.groups import (
+    GroupedBalance,
+    combine,
+    decay,
+    group_grams,
+    group_slices,
+    record_alpha,
+)
 from mtopt.optim.rows import RowReducer, RowTables
 from mtopt.optim.rules import BaseRule, make_rule
 from mtopt.optim.umm import UMM, UMMContext
@@ -349,21 +356,13 @@ class MultiTaskUpdate(Checkpointing, torch.optim.Optimizer):
         if alpha is not None:
             assert a_np is not None
             a = torch.as_tensor(a_np, dtype=lay.dtype, device=lay.device)
-            if self._slices is None:
-                torch.mv(dirs.T, a, out=self._u)
-            else:  # one α per group (a_np: [k, n])
-                mix(dirs, a_np, self._u, self._slices)
+            combine(dirs, a, a_np, self._u, self._slices)  # Dα (one α per group: a_np [k, n])
             for u_, st in zip(self._umms, self._umm_state):
                 u_.on_update(self._u, ctx, st)
             checks.append(self._u.sum())
             if not self._per_task:
-                if self._slices is None:
-                    torch.mv(grads.T, a, out=self._ghat)  # Σαᵢ(gᵢ + wd·θ)
-                else:
-                    mix(grads, a_np, self._ghat, self._slices)
-                if wd != 0 and self._slices is None:
-                    self._ghat.add_(theta, alpha=wd * (1.0 - float(np.sum(a_np))))
-                elif wd != 0:
+                combine(grads, a, a_np, self._ghat, self._slices)  # Σαᵢ(gᵢ + wd·θ)
+                if wd != 0:  # + (1 − Σα)·wd·θ: the decay counted once
                     decay(self._ghat, theta, wd, a_np, self._slices)
                 checks.append(self._ghat.sum())
             self._tables.combine(a, a_np, wd, n, checks)
@@ -378,10 +377,7 @@ class MultiTaskUpdate(Checkpointing, torch.optim.Optimizer):
             if self._tables:
                 self._tables.apply(float(np.sum(a_np)), t, lr, wd, grp)
             self._t = t
-            if self._slices is None:
-                self.last.alpha = [float(x) for x in alpha]
-            else:  # the groups' α weighted by their sizes; each group's in group_alpha
-                self._last_groups(alpha)
+            record_alpha(self.last, alpha, self._slices, self.balance)
         task_before = None
         if self._task_opt is not None:
             if self.diagnostics:
@@ -391,14 +387,11 @@ class MultiTaskUpdate(Checkpointing, torch.optim.Optimizer):
             self._sync_task_optimizer()
             self._task_opt.step()
         if self.diagnostics:
-            self._diagnose(alpha, tg, task_before)
-
-    def _last_groups(self, alpha: np.ndarray) -> None:
-        assert self._slices is not None
-        size = np.array([sum(e - s for s, e in sl) for sl in self._slices], dtype=np.float64)
-        self.last.alpha = [float(x) for x in (size / size.sum()) @ alpha]
-        self.last.group_alpha = alpha.tolist()
-        self.last.group_solve_seconds = list(self.balance.group_solve_seconds)
+            if alpha is not None and self._per_task:  # the α-weighted gradient, as with shared
+                a = torch.as_tensor(alpha, dtype=self._ghat.dtype, device=self._ghat.device)
+                torch.mv(self._grads.T, a, out=self._ghat)  # moments
+            g = None if alpha is None else self._ghat
+            self.last.diagnostics = diagnose(g, self._u, self._task_list, tg, task_before)
 
     def _skip_nonfinite(self) -> None:
         self._nonfinite += 1
@@ -407,22 +400,3 @@ class MultiTaskUpdate(Checkpointing, torch.optim.Optimizer):
         self.last.alpha = None
         for p in self._task_list:
             p.grad = None
-
-    def _diagnose(
-        self,
-        alpha: np.ndarray | None,
-        tg: list[torch.Tensor | None],
-        task_before: list[torch.Tensor] | None,
-    ) -> None:
-        """cos(gradient, update) on shared and task parameters and Diff (paper §III, eq. (1))."""
-        cs = None
-        if alpha is not None:
-            g = self._ghat
-            if self._per_task:  # the α-weighted gradient, as for PUB with shared moments
-                a = torch.as_tensor(alpha, dtype=g.dtype, device=g.device)
-                torch.mv(self._grads.T, a, out=g)
-            cs = shared_cosine(g, self._u)
-        ct = None
-        if task_before is not None:
-            ct = task_cosine(self._task_list, tg, task_before)
-        self.last.diagnostics = step_diagnostics(cs, ct)
