@@ -275,30 +275,17 @@ class Balance:
             opts["alpha0"] = self.alpha.copy()
         assert pol.tol is not None
         res = solve(G, solver=self.backend, tol=pol.tol, validate="light", **opts)
-        self.counts["solves"] += 1
-        rec.status = res.status
-        rec.residual = res.residual
-        rec.solve_seconds = res.seconds
-        rec.iterations = res.iterations
-        if res.ok:
-            assert res.alpha is not None
-            self.alpha = np.asarray(res.alpha, dtype=np.float64)
-            self.last_residual = res.residual
-            rec.action = "applied"
-            return self.alpha, rec
-        self.counts["fallbacks"] += 1
-        if pol.fallback == "previous" and self.alpha is not None:
-            rec.action = "fallback-previous"
-            return self.alpha, rec
-        self.counts["skipped"] += 1
-        rec.action = "skipped"
-        return None, rec
+        return self._accept(res, rec)
 
     def _weighting_step(
         self, G: np.ndarray, rec: BalanceRecord
     ) -> tuple[np.ndarray | None, BalanceRecord]:
         """A due solve with :attr:`weighting` in place of the Nash equation (same fallback)."""
-        res = self.weighting(G)
+        return self._accept(self.weighting(G), rec)
+
+    def _accept(self, res: Any, rec: BalanceRecord) -> tuple[np.ndarray | None, BalanceRecord]:
+        """Count a solve and apply the policy to its result (a ``SolveResult`` or a
+        weighting's): α if ``ok``, else the fallback (the previous α, or skip)."""
         self.counts["solves"] += 1
         rec.status = res.status
         rec.residual = res.residual
